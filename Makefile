@@ -1,0 +1,44 @@
+# svm-iommu: every target bootstraps .venv (pinned requirements.txt) through tools/run.sh.
+#   make sim                         simulation regression under Verilator + summary table
+#   make test                        model tests, simulation tests and lint (what CI runs)
+#   make waves TEST=<name> [SEED=n]  rerun one simulation test with FST tracing
+#   make lint                        verilator --lint-only -Wall (waivers in lint/waivers.vlt)
+# Knobs: SEED=<n> (reproduce a run), COUNT=<n> (transactions per random test), JOBS=<n> (pytest workers).
+
+RUN   := tools/run.sh
+JOBS  ?= 2
+RTL   := rtl/iommu_pkg.sv rtl/tlp_rx_parser.sv
+LINT_TOPS := tlp_rx_parser
+
+export SEED COUNT
+
+.PHONY: all sim test test-models test-sim lint waves venv clean
+
+all: test
+
+venv:
+	@bash tools/bootstrap.sh
+
+sim:
+	@rm -rf sim_build/stats
+	@$(RUN) python -m pytest tests/sim -m sim -q -n $(JOBS) -p no:cacheprovider; rc=$$?; \
+	  $(RUN) python tools/sim_summary.py sim_build/stats; exit $$rc
+
+test-models:
+	@$(RUN) python -m pytest tests/models -q -n $(JOBS) -p no:cacheprovider
+
+test-sim: sim
+
+test: lint test-models test-sim
+
+lint:
+	@for top in $(LINT_TOPS); do \
+	  $(RUN) verilator --lint-only -Wall --quiet lint/waivers.vlt --top-module $$top $(RTL) || exit 1; \
+	done; echo "lint: clean ($(LINT_TOPS))"
+
+waves:
+	@test -n "$(TEST)" || { echo "usage: make waves TEST=<test name> [SEED=<n>]"; exit 2; }
+	@$(RUN) python tools/waves.py $(TEST)
+
+clean:
+	rm -rf sim_build .pytest_cache

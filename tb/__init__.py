@@ -1,0 +1,1 @@
+"""cocotb side of svm-iommu: bus agents, scoreboards and the cocotb test modules (run through tb.runner)."""

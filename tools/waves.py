@@ -1,0 +1,37 @@
+#!/usr/bin/env python3
+"""make waves TEST=<name> [SEED=<n>]: rerun one simulation test with tracing and print the dump's path.
+
+TEST is the name a test prints and records (the first column of the `make sim` table), which is also the
+pytest id used to select it.
+"""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main(test: str) -> int:
+    t0 = time.time()
+    env = dict(os.environ, WAVES="1")
+    cmd = [sys.executable, "-m", "pytest", "tests/sim", "-m", "sim", "-q", "-p", "no:cacheprovider",
+           "-k", test]
+    rc = subprocess.call(cmd, cwd=ROOT, env=env)
+    dumps = [p for ext in ("fst", "vcd") for p in (ROOT / "sim_build").glob(f"*/run-{test}/dump.{ext}")
+             if p.stat().st_mtime >= t0 - 1]
+    if not dumps:
+        print(f"waves: no dump was written for {test!r} (is the name right? see the first column of make sim)")
+        return rc or 1
+    for p in dumps:
+        print(f"waves: {p}")
+    print("view with: gtkwave <file>  (apt-get install gtkwave)")
+    return rc
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: waves.py TEST")
+    sys.exit(main(sys.argv[1]))
