@@ -74,7 +74,7 @@ package iommu_pkg;
     logic [1:0]  at;
     logic [9:0]  length;         // in DW, 0 = 1024 (as on the wire)
     logic [15:0] requester_id;   // bytes 4-5 (the completer ID of a completion)
-    logic [9:0]  tag;            // {T9, T8, byte 6}
+    logic [9:0]  tag;            // {T9, T8, Tag[7:0]} (byte 6; byte 10 of a completion)
     logic [3:0]  last_be;
     logic [3:0]  first_be;
     logic [63:0] addr;           // address with bits 1:0 cleared (3DW: upper 32 bits zero)

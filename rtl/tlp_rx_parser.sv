@@ -70,6 +70,7 @@ module tlp_rx_parser
   tlp_hdr_t         hdr_d;
   logic [5:0]       hdr_off;      // bytes of prefixes + header = offset of payload byte 0
   logic [12:0]      payload_bytes;
+  logic             fmt_type_err, length_err;
 
   always_comb begin
     logic seen_e2e;
@@ -140,7 +141,8 @@ module tlp_rx_parser
     hdr_d.at           = h0[11:10];
     hdr_d.length       = h0[9:0];
     hdr_d.requester_id = h1[31:16];
-    hdr_d.tag          = {h0[23], h0[19], h1[15:8]};
+    // Tag[7:0] is byte 6 in requests and messages, byte 10 in completions (pcie.md §1.3, §1.4)
+    hdr_d.tag          = {h0[23], h0[19], (h0[28:25] == 4'b0_101) ? h2[15:8] : h1[15:8]};
     hdr_d.last_be      = h1[7:4];
     hdr_d.first_be     = h1[3:0];
     hdr_d.msg_code     = h1[7:0];
@@ -156,48 +158,51 @@ module tlp_rx_parser
     end
 
     // Which TLP is it (pcie.md §1.2 Fmt/Type table)?
-    hdr_d.kind = TLP_OTHER;
-    hdr_d.err  = TLP_OK;
+    hdr_d.kind  = TLP_OTHER;
+    fmt_type_err = h0[31];                                          // Fmt 1xx other than a prefix
     unique casez (h0[28:24])
       TYPE_MEM:    hdr_d.kind = h0[30] ? TLP_MEM_WR : TLP_MEM_RD;
       TYPE_MEM_LK: begin
         hdr_d.kind = TLP_MEM_RD;
-        if (h0[30]) hdr_d.err = TLP_ERR_FMT_TYPE;                 // no MWrLk
+        if (h0[30]) fmt_type_err = 1'b1;                            // no MWrLk
       end
       TYPE_CPL, TYPE_CPL_LK: begin
         hdr_d.kind = TLP_CPL;
-        if (h0[29]) hdr_d.err = TLP_ERR_FMT_TYPE;                 // completions are 3-DW
+        if (h0[29]) fmt_type_err = 1'b1;                            // completions are 3-DW
       end
       5'b1_0???: begin
         hdr_d.kind = TLP_MSG;
-        if (!h0[29]) hdr_d.err = TLP_ERR_FMT_TYPE;                // messages are 4-DW
+        if (!h0[29]) fmt_type_err = 1'b1;                           // messages are 4-DW
       end
-      5'b0_0010, 5'b0_0100, 5'b0_0101: begin                      // IO, Cfg0, Cfg1: 3-DW only
-        if (h0[29]) hdr_d.err = TLP_ERR_FMT_TYPE;
+      5'b0_0010, 5'b0_0100, 5'b0_0101: begin                        // IO, Cfg0, Cfg1: 3-DW only
+        if (h0[29]) fmt_type_err = 1'b1;
       end
-      5'b0_1100, 5'b0_1101, 5'b0_1110, 5'b1_1011: begin           // AtomicOps, DMWr: with data
-        if (!h0[30]) hdr_d.err = TLP_ERR_FMT_TYPE;
+      5'b0_1100, 5'b0_1101, 5'b0_1110: begin                        // AtomicOps: with data
+        if (!h0[30]) fmt_type_err = 1'b1;
       end
-      default: hdr_d.err = TLP_ERR_FMT_TYPE;
+      5'b1_1011: begin                                              // DMWr (with data), TCfgRd (3-DW)
+        if (!h0[30] && h0[29]) fmt_type_err = 1'b1;
+      end
+      default: fmt_type_err = 1'b1;
     endcase
-    if (h0[31]) hdr_d.err = TLP_ERR_FMT_TYPE;                     // Fmt 1xx other than a prefix
-    if (hdr_d.err == TLP_OK && (hdr_d.kind == TLP_MEM_RD || hdr_d.kind == TLP_MEM_WR)
-        && h0[11:10] == 2'b11)
-      hdr_d.err = TLP_ERR_RESERVED;
 
     hdr_off       = 6'(4 * int'(pfx_cnt)) + (h0[29] ? 6'd16 : 6'd12);
     payload_bytes = !h0[30] ? 13'd0 : (h0[9:0] == '0) ? 13'd4096 : {1'b0, h0[9:0], 2'b00};
     hdr_d.payload_bytes = payload_bytes;
 
     // Length against the bytes actually present (only fully decidable in the first beat)
-    if (hdr_d.err == TLP_OK) begin
-      if (!s_axis_tlast) begin
-        if (payload_bytes <= 13'(BYTES) - 13'(hdr_off)) hdr_d.err = TLP_ERR_LENGTH;
-      end else if (13'(in_keep_cnt) != 13'(hdr_off) + payload_bytes) begin
-        hdr_d.err = TLP_ERR_LENGTH;
-      end
-    end
+    if (!s_axis_tlast) length_err = payload_bytes <= 13'(BYTES) - 13'(hdr_off);
+    else               length_err = 13'(in_keep_cnt) != 13'(hdr_off) + payload_bytes;
+
+    // One error per TLP, in the order models.tlp.decode finds them (highest priority last):
+    // AT = 11b < length < short header < Fmt/Type < no DW0 at all < prefix rules.
+    hdr_d.err = TLP_OK;
+    if ((hdr_d.kind == TLP_MEM_RD || hdr_d.kind == TLP_MEM_WR) && h0[11:10] == 2'b11)
+      hdr_d.err = TLP_ERR_RESERVED;
+    if (length_err) hdr_d.err = TLP_ERR_LENGTH;
     if (int'(in_keep_cnt) < int'(hdr_off)) hdr_d.err = TLP_ERR_TRUNCATED;
+    if (fmt_type_err) hdr_d.err = TLP_ERR_FMT_TYPE;
+    if (int'(in_keep_cnt) < 4 * int'(pfx_cnt) + 4) hdr_d.err = TLP_ERR_TRUNCATED;
     if (pfx_err) hdr_d.err = TLP_ERR_PREFIX;
   end
 

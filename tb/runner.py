@@ -50,7 +50,7 @@ def build(top: str, sources: list[Path], parameters: dict | None = None, waves: 
     build_dir.mkdir(parents=True, exist_ok=True)
     with FileLock(str(build_dir) + ".lock"):
         runner.build(
-            sources=[*sources, WAIVERS],
+            sources=[WAIVERS, *sources],
             hdl_toplevel=top,
             build_dir=build_dir,
             parameters=parameters,
