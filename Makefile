@@ -10,7 +10,12 @@ JOBS  ?= 2
 RTL   := rtl/iommu_pkg.sv rtl/tlp_rx_parser.sv
 LINT_TOPS := tlp_rx_parser
 
-export SEED COUNT
+ifdef SEED
+export SEED
+endif
+ifdef COUNT
+export COUNT
+endif
 
 .PHONY: all sim test test-models test-sim lint waves venv clean
 
