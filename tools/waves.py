@@ -17,9 +17,15 @@ ROOT = Path(__file__).resolve().parent.parent
 def main(test: str) -> int:
     t0 = time.time()
     env = dict(os.environ, WAVES="1")
-    cmd = [sys.executable, "-m", "pytest", "tests/sim", "-m", "sim", "-q", "-p", "no:cacheprovider",
-           "-k", test]
-    rc = subprocess.call(cmd, cwd=ROOT, env=env)
+    base = [sys.executable, "-m", "pytest", "-m", "sim", "-q", "-p", "no:cacheprovider"]
+    ids = subprocess.run(base + ["tests/sim", "--collect-only"], cwd=ROOT, capture_output=True,
+                         text=True).stdout.split()
+    nodes = [n for n in ids if n.endswith(f"[{test}]")]
+    if not nodes:
+        print(f"waves: no simulation test named {test!r}; known: "
+              + ", ".join(sorted(n.split("[")[-1].rstrip("]") for n in ids if "[" in n)))
+        return 2
+    rc = subprocess.call(base + nodes, cwd=ROOT, env=env)
     dumps = [p for ext in ("fst", "vcd") for p in (ROOT / "sim_build").glob(f"*/run-{test}/dump.{ext}")
              if p.stat().st_mtime >= t0 - 1]
     if not dumps:
