@@ -9,9 +9,9 @@
 
 RUN   := tools/run.sh
 JOBS  ?= 2
-RTL   := rtl/iommu_pkg.sv rtl/tlp_rx_parser.sv
-LINT_TOPS := tlp_rx_parser
-SYNTH_TOPS := tlp_rx_parser
+RTL   := rtl/iommu_pkg.sv rtl/tlp_rx_parser.sv rtl/iommu_reg_pkg.sv rtl/iommu_regs.sv
+LINT_TOPS := tlp_rx_parser iommu_regs
+SYNTH_TOPS := tlp_rx_parser iommu_regs
 
 ifdef SEED
 export SEED
