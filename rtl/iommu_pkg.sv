@@ -47,7 +47,7 @@ package iommu_pkg;
     TLP_OK              = 3'd0,
     TLP_ERR_TRUNCATED   = 3'd1,  // fewer bytes than the prefixes + header need
     TLP_ERR_FMT_TYPE    = 3'd2,  // reserved Fmt, or reserved Fmt/Type combination
-    TLP_ERR_PREFIX      = 3'd3,  // more than 4 prefixes, local prefix after an E2E one, or two PASID prefixes
+    TLP_ERR_PREFIX      = 3'd3,  // > 4 prefixes, local after E2E, two PASID prefixes, PASID where not allowed
     TLP_ERR_LENGTH      = 3'd4,  // byte count does not match Fmt/Length (detected in the first beat)
     TLP_ERR_RESERVED    = 3'd5   // a reserved encoding in a field the IOMMU relies on (AT = 11)
   } tlp_err_e;

@@ -195,8 +195,11 @@ module tlp_rx_parser
     else               length_err = 13'(in_keep_cnt) != 13'(hdr_off) + payload_bytes;
 
     // One error per TLP, in the order models.tlp.decode finds them (highest priority last):
-    // AT = 11b < length < short header < Fmt/Type < no DW0 at all < prefix rules.
+    // PASID where it is not allowed < AT = 11b < length < short header < Fmt/Type < no DW0 < prefix rules.
     hdr_d.err = TLP_OK;
+    // pcie.md §2.2: no PASID prefix on completions or on an ATS Invalidate Completion (Msg 0x32, code 0x02)
+    if (pasid_valid && (hdr_d.kind == TLP_CPL || (h0[31:24] == 8'h32 && h1[7:0] == MSG_ATS_INV_CPL)))
+      hdr_d.err = TLP_ERR_PREFIX;
     if ((hdr_d.kind == TLP_MEM_RD || hdr_d.kind == TLP_MEM_WR) && h0[11:10] == 2'b11)
       hdr_d.err = TLP_ERR_RESERVED;
     if (length_err) hdr_d.err = TLP_ERR_LENGTH;
