@@ -9,9 +9,9 @@
 
 RUN   := tools/run.sh
 JOBS  ?= 2
-RTL   := rtl/iommu_pkg.sv rtl/tlp_rx_parser.sv rtl/iommu_reg_pkg.sv rtl/iommu_regs.sv rtl/iotlb_pkg.sv rtl/iotlb.sv
-LINT_TOPS := tlp_rx_parser iommu_regs iotlb
-SYNTH_TOPS := tlp_rx_parser iommu_regs iotlb
+RTL   := rtl/iommu_pkg.sv rtl/tlp_rx_parser.sv rtl/iommu_reg_pkg.sv rtl/iommu_regs.sv rtl/iotlb_pkg.sv rtl/iotlb.sv rtl/fs_walker_pkg.sv rtl/fs_walker.sv
+LINT_TOPS := tlp_rx_parser iommu_regs iotlb fs_walker
+SYNTH_TOPS := tlp_rx_parser iommu_regs iotlb fs_walker
 
 ifdef SEED
 export SEED

@@ -1322,6 +1322,7 @@ class Iommu:
                     self._run(w, "access_user")
                     self._run(w, "fs_leaf_update")
             except _Retry:
+                w.page = None  # the page seen before the race is void: the re-read decides again
                 continue  # the CPU changed the entry: read it again
             e = w.entry
             if e.is_leaf(level):

@@ -687,6 +687,23 @@ def test_ats_no_write_sets_no_dirty_bit():
     assert t.w and mm2.dirty(VA)
 
 
+def test_race_that_makes_the_leaf_not_present_leaves_no_page_behind():
+    """Found by the RTL walker's scoreboard: after a lost A/D race the re-read entry decides alone."""
+    env, mm = mapped()
+    mm.map(VA + K4)
+    env.translate("read", RID, VA + K4, PASID)  # A set in the tables; only the leaf is left
+    slot = leaf_slot(mm, VA)
+
+    def cpu_unmaps(addr):
+        assert addr == slot
+        env.mem.write64(slot, env.mem.read64(slot) & ~1)  # the CPU clears P
+
+    env.mem.before_cmpxchg = cpu_unmaps
+    t = env.translate("write", RID, VA, PASID)
+    assert t.fault == R.SFS_2
+    assert t.page is None and not t.r and not t.w
+
+
 def test_cmpxchg_race_the_entry_changed_underneath_is_evaluated_again():
     env, mm = mapped()
     mm.map(VA + K4)
