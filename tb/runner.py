@@ -46,6 +46,10 @@ def build(top: str, sources: list[Path], parameters: dict | None = None, waves: 
         else:
             print("note: /usr/include/lz4.h missing ('apt-get install liblz4-dev' for FST); tracing to VCD")
             build_args += ["--trace-structs"]
+    # The wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty; large designs switch to precompiled
+    # headers and then fail to link ("Vtop__pch.h.fast: linker input file not found").
+    if "CFG_CXXFLAGS_PCH_I" not in os.environ.get("MAKEFLAGS", ""):
+        os.environ["MAKEFLAGS"] = (os.environ.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include").strip()
     runner = get_runner("verilator")
     build_dir.mkdir(parents=True, exist_ok=True)
     with FileLock(str(build_dir) + ".lock"):
