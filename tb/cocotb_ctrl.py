@@ -68,17 +68,7 @@ KIND_OF_TYPE = {FrcdType.WRITE: "write", FrcdType.PAGE_REQUEST: "page_request",
 HANG_CYCLES = 5000  # one handshake or access not done in this many cycles: the DUT hangs
 
 
-def pack(struct: str, values: dict) -> int:
-    """A packed-struct value of the control package from member values (enum members by name)."""
-    out = 0
-    for member, width, enum in PKG.structs[struct]:
-        v = values[member]
-        if enum:
-            v = PKG.enum_value(enum, v)
-        if not 0 <= v < 1 << width:
-            raise ValueError(f"{struct}.{member}={v:#x} does not fit in {width} bits")
-        out = out << width | v
-    return out
+pack = PKG.pack
 
 
 def reg_name(word: int) -> str:

@@ -53,17 +53,8 @@ STATUS = {T.CPL_SC: 0b000, T.CPL_UR: 0b001, T.CPL_CRS: 0b010, T.CPL_CA: 0b100}
 
 
 def pack(struct: str, **values) -> int:
-    """The integer a packed struct of dma_pkg reads as (first member most significant)."""
-    out, pos = 0, PKG.width(struct)
-    for name, width, _ in PKG.structs[struct]:
-        pos -= width
-        v = values.pop(name, 0)
-        if not 0 <= v < 1 << width:
-            raise ValueError(f"{struct}.{name} = {v:#x} does not fit in {width} bits")
-        out |= v << pos
-    if values:
-        raise KeyError(f"{struct} has no member(s) {sorted(values)}")
-    return out
+    """The integer a packed struct of dma_pkg reads as; members not given are 0."""
+    return PKG.pack(struct, values, fill_missing=True)
 
 
 def enabled_bytes(length: int, first_be: int, last_be: int) -> list[bool]:

@@ -82,17 +82,7 @@ AT_LEAF = {c.name for c in FAULT_PRIORITY if c.stage in ("output", "access_user"
 IGNORED_BITS = (3, 4, 8, 9, 11, 52, 55, 58, 62, 63)  # PWT/PCD/G/ignored/XD: no effect on a 5.10 IOMMU
 
 
-def pack(struct: str, values: dict) -> int:
-    """Inverse of SvPackage.unpack: a packed-struct value from member values (enum members by name)."""
-    out = 0
-    for member, width, enum in PKG.structs[struct]:
-        v = values[member]
-        if enum:
-            v = PKG.enum_value(enum, v)
-        if not 0 <= v < 1 << width:
-            raise ValueError(f"{struct}.{member}={v:#x} does not fit in {width} bits")
-        out = out << width | v
-    return out
+pack = PKG.pack
 
 
 def peek(mem: Memory, addr: int) -> int:

@@ -47,16 +47,8 @@ LATENCY = 2                                    # documented in rtl/iotlb.sv
 
 
 def pack(struct: str, values: dict) -> int:
-    """The integer a packed struct port takes (first member most significant); enum members by name."""
-    v = 0
-    for member, width, enum in PKG.structs[struct]:
-        x = values.get(member, 0)
-        if isinstance(x, str):
-            x = PKG.enum_value(enum, x)
-        if x >> width:
-            raise ValueError(f"{struct}.{member} = {x:#x} does not fit in {width} bits")
-        v = v << width | x
-    return v
+    """A port value; members not given are 0."""
+    return PKG.pack(struct, values, fill_missing=True)
 
 
 def model_invalidate(caches: Caches, inv: dict) -> None:
@@ -429,8 +421,9 @@ class Tb:
                 lkup = scenario.next_lookup(self)
             d.fill_valid_i.value = int(fill is not None)
             if fill is not None:
-                d.fill_i.value = pack("iotlb_entry_t", dict(
-                    fill, va=fill["va"] >> 12, frame=fill["pa"] >> 12))
+                entry = dict(fill, va=fill["va"] >> 12, frame=fill["pa"] >> 12)
+                del entry["pa"]  # the byte address; the port carries it as frame
+                d.fill_i.value = pack("iotlb_entry_t", entry)
             d.inv_valid_i.value = int(inv is not None)
             if inv is not None:
                 d.inv_i.value = pack("iotlb_inv_t", dict(inv, addr=inv["addr"] >> 12))

@@ -98,17 +98,7 @@ def rtl_parameters(overrides: dict) -> dict:
     return {param: int(getattr(p, attr)) for param, attr in PROFILE_PARAMS.items()}
 
 
-def pack(struct: str, values: dict) -> int:
-    """Inverse of SvPackage.unpack: a packed-struct value from member values (enum members by name)."""
-    out = 0
-    for member, width, enum in PKG.structs[struct]:
-        v = values[member]
-        if enum:
-            v = PKG.enum_value(enum, v)
-        if not 0 <= v < 1 << width:
-            raise ValueError(f"{struct}.{member}={v:#x} does not fit in {width} bits")
-        out = out << width | v
-    return out
+pack = PKG.pack
 
 
 def _count(default: int) -> int:

@@ -3,7 +3,7 @@
 ``SvPackage(path)`` parses ``typedef enum logic [..] {...} name_e;`` and ``typedef struct packed {...}
 name_t;`` declarations (one member per line, ``logic``/``logic [hi:lo]``/an enum type declared before).
 ``pkg.unpack("tlp_hdr_t", value)`` turns the flat integer a signal reads as into a dict of members;
-enum members come back as their names.
+enum members come back as their names. ``pkg.pack(struct, values)`` is the inverse, for driving ports.
 """
 
 from __future__ import annotations
@@ -56,6 +56,23 @@ class SvPackage:
             pos -= width
             v = (value >> pos) & ((1 << width) - 1)
             out[member] = self.enums[enum][1].get(v, v) if enum else v
+        return out
+
+    def pack(self, struct: str, values: dict, fill_missing: bool = False) -> int:
+        """Inverse of ``unpack``: the integer a packed-struct port takes (first member most significant).
+        Enum members may be given by name. Unknown names are an error, and so are missing members unless
+        ``fill_missing`` (then 0)."""
+        unknown = set(values) - {m for m, _, _ in self.structs[struct]}
+        if unknown:
+            raise KeyError(f"{struct} has no member(s) {sorted(unknown)}")
+        out = 0
+        for member, width, enum in self.structs[struct]:
+            v = values.get(member, 0) if fill_missing else values[member]
+            if enum and isinstance(v, str):
+                v = self.enum_value(enum, v)
+            if not 0 <= v < 1 << width:
+                raise ValueError(f"{struct}.{member}={v:#x} does not fit in {width} bits")
+            out = out << width | v
         return out
 
     def enum_value(self, enum: str, item: str) -> int:
