@@ -150,7 +150,6 @@ module fs_walker
   localparam int BIT_EA = 10;
   // physical address bits at and above HAW (of a 52-bit address)
   localparam logic [51:0] ABOVE_HAW = ~((52'(1) << HAW) - 52'(1));
-  localparam logic [51:0] IRQ_BASE  = 52'hFEE0_0000;  // interrupt window, 1 MiB (vtd.md §3.6)
 
   typedef enum logic [2:0] {ST_IDLE, ST_AR, ST_R, ST_EVAL, ST_AW, ST_B, ST_DONE} state_e;
 
@@ -222,7 +221,7 @@ module fs_walker
     logic [63:0] target;
     logic [39:0] page;
     fs_page_e    size;
-    logic [51:0] out_addr, checked, ignored;
+    fs_access_t  access;
     logic        above_haw, in_irq;
 
     always_comb begin
@@ -238,8 +237,19 @@ module fs_walker
       // rights: AND over every level including this one (vtd.md §3.3)
       rw_all   = rw_q && entry_q[BIT_RW];
       us_all   = us_q && entry_q[BIT_US];
-      read_ok  = sup_q || us_all;
-      write_ok = sup_q ? (rw_all || !wpe_q) : (rw_all && us_all);
+      // the page a leaf maps
+      unique case (level_q)
+        3'd3:    begin size = FS_PAGE_1G; page = {entry_q[51:30], 18'h0}; end
+        3'd2:    begin size = FS_PAGE_2M; page = {entry_q[51:21], 9'h0}; end
+        default: begin size = FS_PAGE_4K; page = entry_q[51:12]; end
+      endcase
+      // output and access checks (one function with the IOTLB hit path: fs_walker_pkg::fs_access)
+      access    = fs_access(HAW, page, size, addr_q[29:0], kind_q == FS_TRANSLATION, sup_q, wpe_q, rw_all,
+                            us_all);
+      above_haw = access.above_haw;
+      in_irq    = access.in_irq;
+      read_ok   = access.read_ok;
+      write_ok  = access.write_ok;
 
       // the A/EA (and at the leaf, for an allowed write, D) bits this access sets (vtd.md §3.5)
       target = entry_q;
@@ -247,31 +257,6 @@ module fs_walker
       if (eafe_q) target[BIT_EA] = 1'b1;
       if (leaf && wants_write && write_ok) target[BIT_D] = 1'b1;
       need_update = target != entry_q;
-
-      // the page a leaf maps
-      unique case (level_q)
-        3'd3:    begin size = FS_PAGE_1G; page = {entry_q[51:30], 18'h0}; end
-        3'd2:    begin size = FS_PAGE_2M; page = {entry_q[51:21], 9'h0}; end
-        default: begin size = FS_PAGE_4K; page = entry_q[51:12]; end
-      endcase
-      // output checks: the output address, or for an ATS request the whole page
-      unique case (size)
-        FS_PAGE_1G: out_addr = {page[39:18], addr_q[29:0]};
-        FS_PAGE_2M: out_addr = {page[39:9], addr_q[20:0]};
-        default:    out_addr = {page, addr_q[11:0]};
-      endcase
-      checked = out_addr;
-      ignored = 52'hF_FFFF;                          // the window is 1 MiB aligned
-      if (kind_q == FS_TRANSLATION) begin
-        checked = {page, 12'h0};
-        if (size == FS_PAGE_2M) ignored = 52'h1F_FFFF;
-        if (size == FS_PAGE_1G) ignored = 52'h3FFF_FFFF;
-      end
-      // pages are size-aligned and 2^HAW is a multiple of every page size (HAW >= 32), so for a page
-      // "base + size > 2^HAW" is "base >= 2^HAW". After the reserved-bit check (bits 51:HAW of the
-      // entry are 0) this row cannot fire; it is kept so the walk is the table, row by row.
-      above_haw = (checked & ABOVE_HAW) != '0;
-      in_irq    = ((checked ^ IRQ_BASE) & ~ignored) == '0;
     end
 
     // --- state machine -----------------------------------------------------------------------------

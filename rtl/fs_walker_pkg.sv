@@ -70,6 +70,52 @@ package fs_walker_pkg;
     logic        w;           // write granted
   } fs_rsp_t;
 
+  // The checks at a leaf that depend only on the page reached and the request (FAULT_PRIORITY stages
+  // "output", "access_user" and "access_write"), shared by the walker's leaf evaluation and the IOTLB
+  // hit path of iommu_top so that both decide alike. page/size: the leaf's output page; addr: the
+  // input address; rw/us: AND of R/W and U/S over the walk.
+  typedef struct packed {
+    logic above_haw;  // output (an ATS request: its whole page) at or above 2^HAW (0x83)
+    logic in_irq;     // output (ATS: the page) overlaps 0xFEE0_0000-0xFEEF_FFFF (0x87)
+    logic read_ok;    // vtd.md §3.3: supervisor, or U/S=1 at every level (else 0x81)
+    logic write_ok;   // vtd.md §3.3: supervisor needs R/W only with WPE=1; user needs R/W and U/S
+  } fs_access_t;
+
+  localparam logic [51:0] FS_IRQ_BASE = 52'hFEE0_0000;
+
+  // Output address bits 51:0 of the input address (its low 30 bits: the offset in any page size).
+  function automatic logic [51:0] fs_output(input logic [39:0] page, input fs_page_e size,
+                                            input logic [29:0] addr);
+    unique case (size)
+      FS_PAGE_1G: return {page[39:18], addr[29:0]};
+      FS_PAGE_2M: return {page[39:9], addr[20:0]};
+      default:    return {page, addr[11:0]};
+    endcase
+  endfunction
+
+  function automatic fs_access_t fs_access(input int haw, input logic [39:0] page, input fs_page_e size,
+                                           input logic [29:0] addr, input logic translation,
+                                           input logic supervisor, input logic wpe, input logic rw,
+                                           input logic us);
+    fs_access_t  a;
+    logic [51:0] checked, ignored, above;
+    checked = fs_output(page, size, addr);
+    ignored = 52'hF_FFFF;                            // the window is 1 MiB aligned
+    if (translation) begin
+      checked = {page, 12'h0};
+      if (size == FS_PAGE_2M) ignored = 52'h1F_FFFF;
+      if (size == FS_PAGE_1G) ignored = 52'h3FFF_FFFF;
+    end
+    above      = ~((52'h1 << haw) - 52'h1);
+    // pages are size-aligned and 2^HAW is a multiple of every page size (HAW >= 32), so for a page
+    // "base + size > 2^HAW" is "base >= 2^HAW"
+    a.above_haw = (checked & above) != '0;
+    a.in_irq    = ((checked ^ FS_IRQ_BASE) & ~ignored) == '0;
+    a.read_ok   = supervisor || us;
+    a.write_ok  = supervisor ? (rw || !wpe) : (rw && us);
+    return a;
+  endfunction
+
 endpackage
 
 `resetall
