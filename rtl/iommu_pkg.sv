@@ -86,6 +86,37 @@ package iommu_pkg;
     logic [12:0] payload_bytes;  // bytes of data the header announces (0 for no-data TLPs)
   } tlp_hdr_t;
 
+  // ---------------------------------------------------------------------------------------------
+  // Build-time configuration of iommu_top (one struct; tb/rtl/iommu_tb.sv builds it from plain
+  // integer parameters for the simulator). The capability profile itself (VER/CAP/ECAP, HAW) is the
+  // register page's (rtl/iommu_reg_pkg.sv, generated from models.vtd.PROFILE).
+  // ---------------------------------------------------------------------------------------------
+  typedef struct packed {
+    int unsigned data_w;         // TLP streams and both AXI data buses (>= 256: prefixes + header in one beat)
+    int unsigned iotlb_entries;  // IOTLB size
+    int unsigned iotlb_ways;     // IOTLB associativity (entries / ways sets, tree-PLRU per set)
+    int unsigned ctx_entries;    // context-cache entries
+    int unsigned pe_entries;     // PASID-cache entries
+    int unsigned lookup_slots;   // context/PASID lookups in flight
+    int unsigned n_walks;        // first-stage walks in flight
+    int unsigned max_payload;    // Max_Payload_Size in bytes (read completions are split at it)
+    int unsigned rcb;            // Read Completion Boundary in bytes (64 or 128)
+    logic [15:0] iommu_rid;      // the IOMMU's own requester ID (completer ID of its completions)
+  } iommu_cfg_t;
+
+  localparam iommu_cfg_t IOMMU_CFG_DEFAULT = '{
+    data_w:        256,
+    iotlb_entries: 16,
+    iotlb_ways:    4,
+    ctx_entries:   8,
+    pe_entries:    16,
+    lookup_slots:  4,
+    n_walks:       4,
+    max_payload:   256,
+    rcb:           64,
+    iommu_rid:     16'h0000
+  };
+
 endpackage
 
 `resetall
