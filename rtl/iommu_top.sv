@@ -1055,7 +1055,8 @@ module iommu_top
   } rdq_t;
 
   rdq_t    rdq_in, rdq_head;
-  logic    rdq_valid, rdq_go, rd_req_ready;
+  logic    rdq_valid, rdq_go, rd_req_ready, rdq_fifo_ready, rd_direct, rd_valid;
+  rd_req_t rd_req;
   logic        wr_behind;
 
   always_comb begin
@@ -1078,11 +1079,21 @@ module iommu_top
     endcase
   end
 
+  // an empty queue is passed by (no cycle lost when nothing waits)
+  function automatic logic behind(input logic [15:0] done, input logic [15:0] earlier);
+    return 16'(done - earlier) >= 16'h8000;  // free-running counts: done - earlier < 0
+  endfunction
+
+  assign rd_direct = !rdq_valid && go_rd && !behind(wr_done_q, x_q.x.wr_before);
+  assign rd_valid  = rdq_valid ? rdq_go : rd_direct;
+  assign rd_req    = rdq_valid ? rdq_head.rd : rdq_in.rd;
+  assign rdq_ready = (rd_direct && rd_req_ready) || rdq_fifo_ready;
+
   sync_fifo #(.WIDTH($bits(rdq_t)), .DEPTH(4)) u_rdq (
     .clk_i, .rst_ni,
     .data_i  (rdq_in),
-    .valid_i (go_rd),
-    .ready_o (rdq_ready),
+    .valid_i (go_rd && !(rd_direct && rd_req_ready)),
+    .ready_o (rdq_fifo_ready),
     .data_o  (rdq_head),
     .valid_o (rdq_valid),
     .ready_i (rdq_go && rd_req_ready),
@@ -1091,8 +1102,7 @@ module iommu_top
     /* verilator lint_on PINCONNECTEMPTY */
   );
 
-  // counters run free: done - before, as a signed difference, is >= 0 once every earlier write is done
-  assign wr_behind = (wr_done_q - rdq_head.wr_before) >= 16'h8000;
+  assign wr_behind = behind(wr_done_q, rdq_head.wr_before);
   assign rdq_go    = rdq_valid && !wr_behind;
 
   tx_hdr_t [1:0]          tx_hdr;
@@ -1109,8 +1119,8 @@ module iommu_top
   ) u_dma_rd (
     .clk_i, .rst_ni,
     .completer_id_i    (CFG.iommu_rid),
-    .req_i             (rdq_head.rd),
-    .req_valid_i       (rdq_go),
+    .req_i             (rd_req),
+    .req_valid_i       (rd_valid),
     .req_ready_o       (rd_req_ready),
     .m_axi_arid        (m_axi_dma_arid),
     .m_axi_araddr      (m_axi_dma_araddr),
@@ -1147,7 +1157,8 @@ module iommu_top
   tx_hdr_t     ats_hdr_r;
   logic [63:0] ats_data_r;
 
-  assign ats_ready = !ats_hdr_q && !ats_data_q;
+  // a new completion is taken in the cycle the previous one leaves (one per cycle)
+  assign ats_ready = (!ats_hdr_q || tx_hdr_ready[1]) && (!ats_data_q || tx_tready[1]);
 
   always_comb begin
     ats_hdr_d = cpl_hdr(CFG.iommu_rid, x_q.x.rid, x_q.x.tag, x_q.x.tc, x_q.x.attr, CPL_SC, 12'd8,
