@@ -47,6 +47,7 @@ module iommu_top
   import fs_walker_pkg::*;
   import dma_pkg::*;
   import fault_info_pkg::*;
+  import prq_pkg::*;
 #(
   parameter iommu_cfg_t CFG = IOMMU_CFG_DEFAULT,
   localparam int unsigned DW      = CFG.data_w,
@@ -181,7 +182,8 @@ module iommu_top
   typedef enum logic [1:0] {
     ACT_XLATE = 2'd0,  // look it up and translate
     ACT_UR    = 2'd1,  // answer one Cpl (CplLk) with status UR, nothing else
-    ACT_DROP  = 2'd2   // nothing to answer (its payload, if any, is consumed)
+    ACT_DROP  = 2'd2,  // nothing to answer (its payload, if any, is consumed)
+    ACT_PRQ   = 2'd3   // a page request: looked up, then handed to the page request queue
   } act_e;
 
   typedef struct packed {
@@ -215,6 +217,7 @@ module iommu_top
     logic [19:0] pasid;         // the PASID processed with (own or RID_PASID)
     logic        priv;          // supervisor request (PMR, or RID_PRIV)
     logic [15:0] did;
+    logic [2:0]  pgtt;
     logic        level5;        // FSPM = 01
     logic [51:0] fsptptr;
     logic        wpe;
@@ -227,7 +230,8 @@ module iommu_top
     OC_UR   = 3'd1,   // Cpl UR (reads, translation requests; writes are dropped)
     OC_CA   = 3'd2,   // Cpl CA
     OC_DROP = 3'd3,   // nothing
-    OC_ATS  = 3'd4    // a translation completion with the entry below
+    OC_ATS  = 3'd4,   // a translation completion with the entry below
+    OC_PRQ  = 3'd5    // hand the page request to the PRQ with prq_lk
   } oc_resp_e;
 
   typedef struct packed {
@@ -239,6 +243,7 @@ module iommu_top
     logic [7:0]  fr;
     logic        fill;          // fill the IOTLB with fill_e
     iotlb_entry_t fill_e;
+    prq_lookup_t prq_lk;        // OC_PRQ: the lookup's answer for the page request
   } oc_t;
 
   // walk table entry: what the answer of walk i needs
@@ -318,6 +323,9 @@ module iommu_top
   logic [51:0]  root_rta;
   logic [1:0]   root_ttm;
   logic         inv_all;
+  prq_status_e  prq_set;
+  logic         prq_set_valid, prq_set_ready;
+  pqt_hw2reg_t  prq_pqt;
 
   logic [BLK_ID_W-1:0] ctrl_awid;
   logic [63:0]  ctrl_awaddr;
@@ -360,15 +368,15 @@ module iommu_top
     .fault_ready_o   (flt_ready),
     .iq_set_i        (IQ_SET_IQE),   // no invalidation queue yet (issue 4)
     .iq_set_valid_i  (1'b0),
-    /* verilator lint_off PINCONNECTEMPTY */  // nothing sets queue status bits yet (issue 4)
+    /* verilator lint_off PINCONNECTEMPTY */  // nothing sets invalidation-queue status bits yet (issue 4)
     .iq_set_ready_o  (),
-    .prq_set_i       (PRQ_SET_PPR),  // no page request queue yet (issue 4)
-    .prq_set_valid_i (1'b0),
-    .prq_set_ready_o (),
     /* verilator lint_on PINCONNECTEMPTY */
+    .prq_set_i       (prq_set),
+    .prq_set_valid_i (prq_set_valid),
+    .prq_set_ready_o (prq_set_ready),
     .iq_iqh_i        ('0),
     .iq_iqercd_i     ('0),
-    .prq_pqt_i       ('0),
+    .prq_pqt_i       (prq_pqt),
     .root_rta_o      (root_rta),
     .root_ttm_o      (root_ttm),
     .inv_all_o       (inv_all),
@@ -447,7 +455,7 @@ module iommu_top
         rta_q <= root_rta;
         ttm_q <= root_ttm;
       end
-      if (inv_all) gen_q <= gen_q + 8'd1;
+      if (inv_all || (prq_inv_valid && prq_inv_ready)) gen_q <= gen_q + 8'd1;
     end
   end
 
@@ -512,10 +520,15 @@ module iommu_top
             dx.addr     = '0;
           end
         end
-        default: ;  // completions, messages: dropped
+        TLP_MSG: begin
+          // page requests go to the PRQ (vtd §5.2) after the lookup; other messages are dropped
+          // (ATS invalidation completions are the invalidation queue's, not built yet)
+          if (hdr.msg_code == MSG_PAGE_REQ && !other_pfx) dx.act = ACT_PRQ;
+        end
+        default: ;  // completions: dropped
       endcase
     end
-    d_lookup = dx.act == ACT_XLATE;
+    d_lookup = dx.act == ACT_XLATE || dx.act == ACT_PRQ;
 
     dpl             = '0;
     dpl.rid         = hdr.requester_id;
@@ -528,9 +541,12 @@ module iommu_top
       AT_TRANSLATED:  dpl.kind = PL_TRANSLATED;
       default:        dpl.kind = dx.is_wr ? PL_WRITE : PL_READ;
     endcase
+    if (dx.act == ACT_PRQ) dpl.kind = PL_PAGE_REQ;
   end
 
-  assign hdr_ready = ofifo_ready && (!d_lookup || pl_req_ready) && !cfg_change;
+  logic d_prq, prq_hdr_ready;
+  assign d_prq     = dx.act == ACT_PRQ;
+  assign hdr_ready = ofifo_ready && (!d_lookup || pl_req_ready) && (!d_prq || prq_hdr_ready) && !cfg_change;
   assign d_fire    = hdr_valid && hdr_ready;
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
@@ -544,7 +560,7 @@ module iommu_top
   sync_fifo #(.WIDTH($bits(xreq_t)), .DEPTH(8)) u_order (
     .clk_i, .rst_ni,
     .data_i  (dx),
-    .valid_i (hdr_valid && (!d_lookup || pl_req_ready) && !cfg_change),
+    .valid_i (hdr_valid && (!d_lookup || pl_req_ready) && (!d_prq || prq_hdr_ready) && !cfg_change),
     .ready_o (ofifo_ready),
     .data_o  (ox),
     .valid_o (ox_valid),
@@ -589,7 +605,7 @@ module iommu_top
     .busy_o         (pl_busy),
     .req_i          (dpl),
     .req_tag_i      (1'b0),
-    .req_valid_i    (hdr_valid && d_lookup && ofifo_ready && !cfg_change),
+    .req_valid_i    (hdr_valid && d_lookup && ofifo_ready && (!d_prq || prq_hdr_ready) && !cfg_change),
     .req_ready_o    (pl_req_ready),
     .rsp_o          (pl_rsp),
     /* verilator lint_off PINCONNECTEMPTY */  // answers come in request order: the order FIFO pairs them
@@ -620,7 +636,25 @@ module iommu_top
   // Invalidation (global only, from iommu_ctrl) to the three caches
   // ---------------------------------------------------------------------------------------------
   logic cc_pend_q, pc_pend_q, tlb_pend_q;
-  logic tlb_inv_ready;
+  logic tlb_inv_ready, tlb_inv_done_valid;
+  // the PRQ's implicit invalidations (vtd §4.7) share the IOTLB's port; the global one goes first
+  iotlb_inv_t prq_inv;
+  logic       prq_inv_valid, prq_inv_ready, prq_inv_done_ready, inv_by_prq_q;
+  assign prq_inv_ready = tlb_inv_ready && !tlb_pend_q;
+  iotlb_inv_t tlb_inv;
+  always_comb begin
+    tlb_inv      = prq_inv;
+    if (tlb_pend_q) begin
+      tlb_inv      = '0;
+      tlb_inv.kind = INV_GLOBAL;
+    end
+  end
+
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni)                              inv_by_prq_q <= 1'b0;
+    else if (tlb_inv_ready && tlb_pend_q)     inv_by_prq_q <= 1'b0;
+    else if (prq_inv_valid && prq_inv_ready)  inv_by_prq_q <= 1'b1;
+  end
 
   assign pl_cc_inv_valid = cc_pend_q;
   assign pl_pc_inv_valid = pc_pend_q;
@@ -648,17 +682,18 @@ module iommu_top
   // ---------------------------------------------------------------------------------------------
   lk_t          jl;
   iotlb_lkup_t  jt;
-  logic         j_valid, tlb_lkup_ready;
+  logic         j_valid, tlb_lkup_ready, o_lookup;
 
   always_comb begin
     jl          = '0;
-    if (ox.act == ACT_XLATE) begin
+    if (o_lookup) begin
       jl.disabled = pl_rsp.disabled;
       jl.reason   = 8'(pl_rsp.reason);
       jl.fpd      = pl_rsp.fpd;
       jl.pasid    = pl_rsp.pasid;
       jl.priv     = pl_rsp.priv;
       jl.did      = pl_rsp.pe.did;
+      jl.pgtt     = pl_rsp.pe.pgtt;
       jl.level5   = pl_rsp.pe.fspm == 2'b01;
       jl.fsptptr  = pl_rsp.pe.fsptptr;
       jl.wpe      = pl_rsp.pe.wpe;
@@ -672,9 +707,10 @@ module iommu_top
     jt.is_write = wants_write(ox.is_wr, ox.at, ox.nw);
   end
 
-  assign j_valid      = ox_valid && (ox.act != ACT_XLATE || pl_rsp_valid);
+  assign o_lookup     = ox.act == ACT_XLATE || ox.act == ACT_PRQ;
+  assign j_valid      = ox_valid && (!o_lookup || pl_rsp_valid);
   assign ox_ready     = j_valid && tlb_lkup_ready;
-  assign pl_rsp_ready = ox_valid && ox.act == ACT_XLATE && tlb_lkup_ready;
+  assign pl_rsp_ready = ox_valid && o_lookup && tlb_lkup_ready;
 
   // ---------------------------------------------------------------------------------------------
   // IOTLB
@@ -706,13 +742,11 @@ module iommu_top
     .fill_valid_i     (fill_valid),
     .fill_ready_o     (fill_ready),
     .fill_i           (fill_e),
-    .inv_valid_i      (tlb_pend_q),
+    .inv_valid_i      (tlb_pend_q || prq_inv_valid),
     .inv_ready_o      (tlb_inv_ready),
-    .inv_i            ('{kind: INV_GLOBAL, default: '0}),
-    /* verilator lint_off PINCONNECTEMPTY */  // a global invalidation needs no completion report yet
-    .inv_done_valid_o (),
-    /* verilator lint_on PINCONNECTEMPTY */
-    .inv_done_ready_i (1'b1)
+    .inv_i            (tlb_inv),
+    .inv_done_valid_o (tlb_inv_done_valid),
+    .inv_done_ready_i (!inv_by_prq_q || prq_inv_done_ready)
   );
 
   // ---------------------------------------------------------------------------------------------
@@ -763,6 +797,10 @@ module iommu_top
       r_oc.resp = OC_DROP;
     end else if (rx.act == ACT_UR) begin
       r_oc.resp = OC_UR;
+    end else if (rx.act == ACT_PRQ) begin
+      r_oc.resp   = OC_PRQ;
+      r_oc.prq_lk = '{disabled: rl.disabled, reason: rl.reason, fpd: rl.fpd, did: rl.did, pgtt: rl.pgtt,
+                      pasid: rl.pasid};
     end else if (rl.disabled) begin
       // vtd §2.6 step 1: untranslated requests pass through; AT != 00 is unsupported (no record)
       if (rx.at == AT_UNTRANSLATED) r_oc.resp = OC_DMA;
@@ -912,30 +950,33 @@ module iommu_top
   // ---------------------------------------------------------------------------------------------
   oc_t   x_q;
   logic  x_valid_q;
-  logic  need_wr, need_rd, need_ats, need_flt, need_fill;
-  logic  done_wr_q, done_rd_q, done_ats_q, done_flt_q, done_fill_q;
-  logic  go_wr, go_rd, go_ats, go_flt, go_fill;
-  logic  fin_wr, fin_rd, fin_ats, fin_flt, fin_fill, x_done, x_load;
-  logic  wrq_ready, rdq_ready, ats_ready;
+  logic  need_wr, need_rd, need_ats, need_flt, need_fill, need_prq;
+  logic  done_wr_q, done_rd_q, done_ats_q, done_flt_q, done_fill_q, done_prq_q;
+  logic  go_wr, go_rd, go_ats, go_flt, go_fill, go_prq;
+  logic  fin_wr, fin_rd, fin_ats, fin_flt, fin_fill, fin_prq, x_done, x_load;
+  logic  wrq_ready, rdq_ready, ats_ready, prq_ready, x_flt_ready;
 
   assign need_wr   = x_q.x.has_payload;
   assign need_rd   = x_q.resp == OC_UR || x_q.resp == OC_CA || (x_q.resp == OC_DMA && !x_q.x.is_wr);
   assign need_ats  = x_q.resp == OC_ATS;
   assign need_flt  = x_q.log;
   assign need_fill = x_q.fill;
+  assign need_prq  = x_q.resp == OC_PRQ;
 
   assign go_wr   = x_valid_q && need_wr   && !done_wr_q;
   assign go_rd   = x_valid_q && need_rd   && !done_rd_q;
   assign go_ats  = x_valid_q && need_ats  && !done_ats_q;
   assign go_flt  = x_valid_q && need_flt  && !done_flt_q;
   assign go_fill = x_valid_q && need_fill && !done_fill_q;
+  assign go_prq  = x_valid_q && need_prq  && !done_prq_q;
 
   assign fin_wr   = !need_wr   || done_wr_q   || wrq_ready;
   assign fin_rd   = !need_rd   || done_rd_q   || rdq_ready;
   assign fin_ats  = !need_ats  || done_ats_q  || ats_ready;
-  assign fin_flt  = !need_flt  || done_flt_q  || flt_ready;
+  assign fin_flt  = !need_flt  || done_flt_q  || x_flt_ready;
   assign fin_fill = !need_fill || done_fill_q || fill_ready;
-  assign x_done   = x_valid_q && fin_wr && fin_rd && fin_ats && fin_flt && fin_fill;
+  assign fin_prq  = !need_prq  || done_prq_q  || prq_ready;
+  assign x_done   = x_valid_q && fin_wr && fin_rd && fin_ats && fin_flt && fin_fill && fin_prq;
   assign x_load   = !x_valid_q || x_done;
 
   assign w_rsp_ready = x_load;
@@ -949,6 +990,7 @@ module iommu_top
       done_ats_q  <= 1'b0;
       done_flt_q  <= 1'b0;
       done_fill_q <= 1'b0;
+      done_prq_q  <= 1'b0;
     end else if (x_load) begin
       x_valid_q   <= w_rsp_valid || (r_valid && !r_walk);
       done_wr_q   <= 1'b0;
@@ -956,12 +998,14 @@ module iommu_top
       done_ats_q  <= 1'b0;
       done_flt_q  <= 1'b0;
       done_fill_q <= 1'b0;
+      done_prq_q  <= 1'b0;
     end else begin
       if (go_wr   && wrq_ready)  done_wr_q   <= 1'b1;
       if (go_rd   && rdq_ready)  done_rd_q   <= 1'b1;
       if (go_ats  && ats_ready)  done_ats_q  <= 1'b1;
-      if (go_flt  && flt_ready)  done_flt_q  <= 1'b1;
+      if (go_flt  && x_flt_ready) done_flt_q <= 1'b1;
       if (go_fill && fill_ready) done_fill_q <= 1'b1;
+      if (go_prq  && prq_ready)  done_prq_q  <= 1'b1;
     end
   end
 
@@ -970,20 +1014,26 @@ module iommu_top
   end
 
   // fault record (vtd §1.9 fields; models.iommu.record_fault)
+  fault_rec_t x_flt, prq_flt;
+  logic       prq_flt_valid, prq_flt_ready;
   always_comb begin
-    flt     = '0;
-    flt.fr  = x_q.fr;
-    flt.sid = x_q.x.rid;
-    flt.pp  = x_q.x.pasid_valid;
-    flt.pv  = x_q.x.pasid;
-    flt.priv = x_q.x.pmr;
-    flt.exe = x_q.x.er;
-    flt.t1  = !x_q.x.is_wr;      // {T1, T2}: 00 write, 10 read (translation requests are reads)
-    flt.t2  = 1'b0;
-    flt.at  = x_q.x.at;
-    flt.fi  = x_q.x.addr[63:12];
+    x_flt     = '0;
+    x_flt.fr  = x_q.fr;
+    x_flt.sid = x_q.x.rid;
+    x_flt.pp  = x_q.x.pasid_valid;
+    x_flt.pv  = x_q.x.pasid;
+    x_flt.priv = x_q.x.pmr;
+    x_flt.exe = x_q.x.er;
+    x_flt.t1  = !x_q.x.is_wr;    // {T1, T2}: 00 write, 10 read (translation requests are reads)
+    x_flt.t2  = 1'b0;
+    x_flt.at  = x_q.x.at;
+    x_flt.fi  = x_q.x.addr[63:12];
   end
-  assign flt_valid = go_flt;
+  // the PRQ's fault records (page requests) share the control block's port; the pipeline goes first
+  assign flt           = go_flt ? x_flt : prq_flt;
+  assign flt_valid     = go_flt || prq_flt_valid;
+  assign x_flt_ready   = flt_ready;
+  assign prq_flt_ready = flt_ready && !go_flt;
 
   assign fill_valid = go_fill;
   assign fill_e     = x_q.fill_e;
@@ -1105,11 +1155,16 @@ module iommu_top
   assign wr_behind = behind(wr_done_q, rdq_head.wr_before);
   assign rdq_go    = rdq_valid && !wr_behind;
 
-  tx_hdr_t [1:0]          tx_hdr;
-  logic [1:0]             tx_hdr_valid, tx_hdr_ready;
-  logic [1:0][DW-1:0]     tx_tdata;
-  logic [1:0][DW/8-1:0]   tx_tkeep;
-  logic [1:0]             tx_tvalid, tx_tlast, tx_tready;
+  // transmit sources: 0 dma_rd completions, 1 ATS translation completions, 2 PRQ automatic responses
+  localparam int unsigned NTX = 3;
+  tx_hdr_t [NTX-1:0]          tx_hdr;
+  logic [NTX-1:0]             tx_hdr_valid, tx_hdr_ready;
+  logic [NTX-1:0][DW-1:0]     tx_tdata;
+  logic [NTX-1:0][DW/8-1:0]   tx_tkeep;
+  logic [NTX-1:0]             tx_tvalid, tx_tlast;
+  /* verilator lint_off UNUSEDSIGNAL */  // source 2 (PRQ responses) has no payload stream
+  logic [NTX-1:0]             tx_tready;
+  /* verilator lint_on UNUSEDSIGNAL */
 
   dma_rd #(
     .AXI_DATA_W  (DW),
@@ -1198,7 +1253,7 @@ module iommu_top
 
   tlp_tx #(
     .DATA_W  (DW),
-    .NUM_SRC (2)
+    .NUM_SRC (NTX)
   ) u_tx (
     .clk_i, .rst_ni,
     .hdr_i         (tx_hdr),
@@ -1217,9 +1272,92 @@ module iommu_top
   );
 
   // ---------------------------------------------------------------------------------------------
-  // The IOMMU's own AXI accesses: lookup (reads), walker (reads, exclusive pairs), control (MSIs)
+  // Page request queue (vtd §5.2): the page request's header waits in a FIFO from dispatch until
+  // execute hands it over with its lookup answer (page requests stay in TLP order on both paths)
   // ---------------------------------------------------------------------------------------------
-  localparam int unsigned NM = 3;
+  tlp_hdr_t prq_hdr;
+  logic     prq_hdr_valid;
+
+  sync_fifo #(.WIDTH($bits(tlp_hdr_t)), .DEPTH(4)) u_prq_hdr (
+    .clk_i, .rst_ni,
+    .data_i  (hdr),
+    .valid_i (d_fire && d_prq),
+    .ready_o (prq_hdr_ready),
+    .data_o  (prq_hdr),
+    .valid_o (prq_hdr_valid),
+    .ready_i (go_prq && prq_ready),
+    /* verilator lint_off PINCONNECTEMPTY */  // valid_o says it
+    .empty_o ()
+    /* verilator lint_on PINCONNECTEMPTY */
+  );
+
+  logic [BLK_ID_W-1:0] prq_awid, prq_bid;
+  logic [63:0]  prq_awaddr;
+  logic [7:0]   prq_awlen;
+  logic [2:0]   prq_awsize, prq_awprot;
+  logic [1:0]   prq_awburst, prq_bresp;
+  logic         prq_awlock, prq_awvalid, prq_awready, prq_wlast, prq_wvalid, prq_wready, prq_bvalid, prq_bready;
+  logic [3:0]   prq_awcache, prq_awqos;
+  logic [DW-1:0] prq_wdata;
+  logic [DW/8-1:0] prq_wstrb;
+  // the PRQ only writes: its row's read channels are idle
+  logic                prq_arready_unused, prq_rlast_unused, prq_rvalid_unused;
+  logic [BLK_ID_W-1:0] prq_rid_unused;
+  logic [DW-1:0]       prq_rdata_unused;
+  logic [1:0]          prq_rresp_unused;
+
+  prq #(
+    .AXI_DATA_W (DW),
+    .AXI_ID_W   (BLK_ID_W),
+    .IOMMU_RID  (CFG.iommu_rid)
+  ) u_prq (
+    .clk_i, .rst_ni,
+    .req_hdr_i        (prq_hdr),
+    .req_lkup_i       (x_q.prq_lk),
+    .req_valid_i      (go_prq && prq_hdr_valid),
+    .req_ready_o      (prq_ready),
+    .pqh_i            (reg2hw.pqh.pqh),
+    .pqt_i            (reg2hw.pqt.pqt),
+    .pqa_i            (reg2hw.pqa.pqa),
+    .pqs_i            (reg2hw.pqa.pqs),
+    .pro_i            (reg2hw.prs.pro),
+    .pqt_o            (prq_pqt),
+    .prq_set_o        (prq_set),
+    .prq_set_valid_o  (prq_set_valid),
+    .prq_set_ready_i  (prq_set_ready),
+    .fault_o          (prq_flt),
+    .fault_valid_o    (prq_flt_valid),
+    .fault_ready_i    (prq_flt_ready),
+    .inv_o            (prq_inv),
+    .inv_valid_o      (prq_inv_valid),
+    .inv_ready_i      (prq_inv_ready),
+    .inv_done_valid_i (tlb_inv_done_valid && inv_by_prq_q),
+    .inv_done_ready_o (prq_inv_done_ready),
+    .tx_hdr_o         (tx_hdr[2]),
+    .tx_hdr_valid_o   (tx_hdr_valid[2]),
+    .tx_hdr_ready_i   (tx_hdr_ready[2]),
+    /* verilator lint_off PINCONNECTEMPTY */  // per-request outcome pulses are for block-level tests
+    .outcome_o        (),
+    .outcome_valid_o  (),
+    /* verilator lint_on PINCONNECTEMPTY */
+    .m_axi_awid (prq_awid), .m_axi_awaddr (prq_awaddr), .m_axi_awlen (prq_awlen), .m_axi_awsize (prq_awsize),
+    .m_axi_awburst (prq_awburst), .m_axi_awlock (prq_awlock), .m_axi_awcache (prq_awcache),
+    .m_axi_awprot (prq_awprot), .m_axi_awqos (prq_awqos), .m_axi_awvalid (prq_awvalid),
+    .m_axi_awready (prq_awready), .m_axi_wdata (prq_wdata), .m_axi_wstrb (prq_wstrb), .m_axi_wlast (prq_wlast),
+    .m_axi_wvalid (prq_wvalid), .m_axi_wready (prq_wready), .m_axi_bid (prq_bid), .m_axi_bresp (prq_bresp),
+    .m_axi_bvalid (prq_bvalid), .m_axi_bready (prq_bready)
+  );
+
+  // automatic PRG responses carry no payload
+  assign tx_tdata[2]  = '0;
+  assign tx_tkeep[2]  = '0;
+  assign tx_tvalid[2] = 1'b0;
+  assign tx_tlast[2]  = 1'b0;
+
+  // ---------------------------------------------------------------------------------------------
+  // The IOMMU's own AXI accesses: lookup (reads), walker (reads, exclusive pairs), control (MSIs), PRQ (descriptors)
+  // ---------------------------------------------------------------------------------------------
+  localparam int unsigned NM = 4;
 
   // the control block only writes: its row's read channels are idle
   logic                ctrl_arready_unused, ctrl_rlast_unused, ctrl_rvalid_unused;
@@ -1233,43 +1371,43 @@ module iommu_top
     .DATA_W (DW)
   ) u_tbl_mux (
     .clk_i, .rst_ni,
-    .s_axi_awid    ({ctrl_awid,    fw_awid,    pl_awid}),
-    .s_axi_awaddr  ({ctrl_awaddr,  fw_awaddr,  pl_awaddr}),
-    .s_axi_awlen   ({ctrl_awlen,   fw_awlen,   pl_awlen}),
-    .s_axi_awsize  ({ctrl_awsize,  fw_awsize,  pl_awsize}),
-    .s_axi_awburst ({ctrl_awburst, fw_awburst, pl_awburst}),
-    .s_axi_awlock  ({ctrl_awlock,  fw_awlock,  pl_awlock}),
-    .s_axi_awcache ({ctrl_awcache, fw_awcache, pl_awcache}),
-    .s_axi_awprot  ({ctrl_awprot,  fw_awprot,  pl_awprot}),
-    .s_axi_awqos   ({ctrl_awqos,   fw_awqos,   pl_awqos}),
-    .s_axi_awvalid ({ctrl_awvalid, fw_awvalid, pl_awvalid}),
-    .s_axi_awready ({ctrl_awready, fw_awready, pl_awready}),
-    .s_axi_wdata   ({ctrl_wdata,   fw_wdata,   pl_wdata}),
-    .s_axi_wstrb   ({ctrl_wstrb,   fw_wstrb,   pl_wstrb}),
-    .s_axi_wlast   ({ctrl_wlast,   fw_wlast,   pl_wlast}),
-    .s_axi_wvalid  ({ctrl_wvalid,  fw_wvalid,  pl_wvalid}),
-    .s_axi_wready  ({ctrl_wready,  fw_wready,  pl_wready}),
-    .s_axi_bid     ({ctrl_bid,     fw_bid,     pl_bid}),
-    .s_axi_bresp   ({ctrl_bresp,   fw_bresp,   pl_bresp}),
-    .s_axi_bvalid  ({ctrl_bvalid,  fw_bvalid,  pl_bvalid}),
-    .s_axi_bready  ({ctrl_bready,  fw_bready,  pl_bready}),
-    .s_axi_arid    ({BLK_ID_W'(0), fw_arid,    pl_arid}),
-    .s_axi_araddr  ({64'h0,        fw_araddr,  pl_araddr}),
-    .s_axi_arlen   ({8'h0,         fw_arlen,   pl_arlen}),
-    .s_axi_arsize  ({3'h0,         fw_arsize,  pl_arsize}),
-    .s_axi_arburst ({2'h0,         fw_arburst, pl_arburst}),
-    .s_axi_arlock  ({1'b0,         fw_arlock,  pl_arlock}),
-    .s_axi_arcache ({4'h0,         fw_arcache, pl_arcache}),
-    .s_axi_arprot  ({3'h0,         fw_arprot,  pl_arprot}),
-    .s_axi_arqos   ({4'h0,         fw_arqos,   pl_arqos}),
-    .s_axi_arvalid ({1'b0,         fw_arvalid, pl_arvalid}),
-    .s_axi_arready ({ctrl_arready_unused, fw_arready, pl_arready}),
-    .s_axi_rid     ({ctrl_rid_unused,     fw_rid,     pl_rid}),
-    .s_axi_rdata   ({ctrl_rdata_unused,   fw_rdata,   pl_rdata}),
-    .s_axi_rresp   ({ctrl_rresp_unused,   fw_rresp,   pl_rresp}),
-    .s_axi_rlast   ({ctrl_rlast_unused,   fw_rlast,   pl_rlast}),
-    .s_axi_rvalid  ({ctrl_rvalid_unused,  fw_rvalid,  pl_rvalid}),
-    .s_axi_rready  ({1'b1,                fw_rready,  pl_rready}),
+    .s_axi_awid    ({prq_awid, ctrl_awid,    fw_awid,    pl_awid}),
+    .s_axi_awaddr  ({prq_awaddr, ctrl_awaddr,  fw_awaddr,  pl_awaddr}),
+    .s_axi_awlen   ({prq_awlen, ctrl_awlen,   fw_awlen,   pl_awlen}),
+    .s_axi_awsize  ({prq_awsize, ctrl_awsize,  fw_awsize,  pl_awsize}),
+    .s_axi_awburst ({prq_awburst, ctrl_awburst, fw_awburst, pl_awburst}),
+    .s_axi_awlock  ({prq_awlock, ctrl_awlock,  fw_awlock,  pl_awlock}),
+    .s_axi_awcache ({prq_awcache, ctrl_awcache, fw_awcache, pl_awcache}),
+    .s_axi_awprot  ({prq_awprot, ctrl_awprot,  fw_awprot,  pl_awprot}),
+    .s_axi_awqos   ({prq_awqos, ctrl_awqos,   fw_awqos,   pl_awqos}),
+    .s_axi_awvalid ({prq_awvalid, ctrl_awvalid, fw_awvalid, pl_awvalid}),
+    .s_axi_awready ({prq_awready, ctrl_awready, fw_awready, pl_awready}),
+    .s_axi_wdata   ({prq_wdata, ctrl_wdata,   fw_wdata,   pl_wdata}),
+    .s_axi_wstrb   ({prq_wstrb, ctrl_wstrb,   fw_wstrb,   pl_wstrb}),
+    .s_axi_wlast   ({prq_wlast, ctrl_wlast,   fw_wlast,   pl_wlast}),
+    .s_axi_wvalid  ({prq_wvalid, ctrl_wvalid,  fw_wvalid,  pl_wvalid}),
+    .s_axi_wready  ({prq_wready, ctrl_wready,  fw_wready,  pl_wready}),
+    .s_axi_bid     ({prq_bid, ctrl_bid,     fw_bid,     pl_bid}),
+    .s_axi_bresp   ({prq_bresp, ctrl_bresp,   fw_bresp,   pl_bresp}),
+    .s_axi_bvalid  ({prq_bvalid, ctrl_bvalid,  fw_bvalid,  pl_bvalid}),
+    .s_axi_bready  ({prq_bready, ctrl_bready,  fw_bready,  pl_bready}),
+    .s_axi_arid    ({BLK_ID_W'(0), BLK_ID_W'(0), fw_arid,    pl_arid}),
+    .s_axi_araddr  ({64'h0, 64'h0,        fw_araddr,  pl_araddr}),
+    .s_axi_arlen   ({8'h0, 8'h0,         fw_arlen,   pl_arlen}),
+    .s_axi_arsize  ({3'h0, 3'h0,         fw_arsize,  pl_arsize}),
+    .s_axi_arburst ({2'h0, 2'h0,         fw_arburst, pl_arburst}),
+    .s_axi_arlock  ({1'b0, 1'b0,         fw_arlock,  pl_arlock}),
+    .s_axi_arcache ({4'h0, 4'h0,         fw_arcache, pl_arcache}),
+    .s_axi_arprot  ({3'h0, 3'h0,         fw_arprot,  pl_arprot}),
+    .s_axi_arqos   ({4'h0, 4'h0,         fw_arqos,   pl_arqos}),
+    .s_axi_arvalid ({1'b0, 1'b0,         fw_arvalid, pl_arvalid}),
+    .s_axi_arready ({prq_arready_unused, ctrl_arready_unused, fw_arready, pl_arready}),
+    .s_axi_rid     ({prq_rid_unused, ctrl_rid_unused,     fw_rid,     pl_rid}),
+    .s_axi_rdata   ({prq_rdata_unused, ctrl_rdata_unused,   fw_rdata,   pl_rdata}),
+    .s_axi_rresp   ({prq_rresp_unused, ctrl_rresp_unused,   fw_rresp,   pl_rresp}),
+    .s_axi_rlast   ({prq_rlast_unused, ctrl_rlast_unused,   fw_rlast,   pl_rlast}),
+    .s_axi_rvalid  ({prq_rvalid_unused, ctrl_rvalid_unused,  fw_rvalid,  pl_rvalid}),
+    .s_axi_rready  ({1'b1, 1'b1,                fw_rready,  pl_rready}),
     .m_axi_awid    (m_axi_tbl_awid),
     .m_axi_awaddr  (m_axi_tbl_awaddr),
     .m_axi_awlen   (m_axi_tbl_awlen),
