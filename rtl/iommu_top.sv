@@ -432,6 +432,27 @@ module iommu_top
   );
 
   // ---------------------------------------------------------------------------------------------
+  // Payload verdicts, in TLP order: the parser knows whether a payload matched its Length only at its
+  // last beat. dma_wr stores payloads whole anyway, so a TLP with a payload is dispatched only once its
+  // verdict is in (a malformed write must not be translated: no walk, no A/D update, no fault record).
+  // ---------------------------------------------------------------------------------------------
+  logic vq_bad, vq_valid, vq_in_ready, wr_tready;
+  assign pl_tready = wr_tready && (vq_in_ready || !pl_tlast);
+
+  sync_fifo #(.WIDTH(1), .DEPTH(4)) u_verdict (
+    .clk_i, .rst_ni,
+    .data_i  (pl_tuser),
+    .valid_i (pl_tvalid && pl_tready && pl_tlast),
+    .ready_o (vq_in_ready),
+    .data_o  (vq_bad),
+    .valid_o (vq_valid),
+    .ready_i (d_fire && dx.has_payload),
+    /* verilator lint_off PINCONNECTEMPTY */  // valid_o says it
+    .empty_o ()
+    /* verilator lint_on PINCONNECTEMPTY */
+  );
+
+  // ---------------------------------------------------------------------------------------------
   // Configuration seen by the lookup, changed only while the front end is empty
   // ---------------------------------------------------------------------------------------------
   logic        tes_q;
@@ -528,6 +549,9 @@ module iommu_top
         default: ;  // completions: dropped
       endcase
     end
+    // a payload that ended malformed (parser tuser: its length did not match) makes the TLP malformed:
+    // dropped before anything is looked up, walked or recorded (models.tlp.decode rejects it whole)
+    if (dx.has_payload && vq_bad) dx.act = ACT_DROP;
     d_lookup = dx.act == ACT_XLATE || dx.act == ACT_PRQ;
 
     dpl             = '0;
@@ -546,7 +570,10 @@ module iommu_top
 
   logic d_prq, prq_hdr_ready;
   assign d_prq     = dx.act == ACT_PRQ;
-  assign hdr_ready = ofifo_ready && (!d_lookup || pl_req_ready) && (!d_prq || prq_hdr_ready) && !cfg_change;
+  // d_go: everything but the lookup's and the order FIFO's readiness; a payload TLP waits for its verdict
+  logic d_go;
+  assign d_go      = (!d_prq || prq_hdr_ready) && (!dx.has_payload || vq_valid) && !cfg_change;
+  assign hdr_ready = ofifo_ready && (!d_lookup || pl_req_ready) && d_go;
   assign d_fire    = hdr_valid && hdr_ready;
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
@@ -560,7 +587,7 @@ module iommu_top
   sync_fifo #(.WIDTH($bits(xreq_t)), .DEPTH(8)) u_order (
     .clk_i, .rst_ni,
     .data_i  (dx),
-    .valid_i (hdr_valid && (!d_lookup || pl_req_ready) && (!d_prq || prq_hdr_ready) && !cfg_change),
+    .valid_i (hdr_valid && (!d_lookup || pl_req_ready) && d_go),
     .ready_o (ofifo_ready),
     .data_o  (ox),
     .valid_o (ox_valid),
@@ -605,7 +632,7 @@ module iommu_top
     .busy_o         (pl_busy),
     .req_i          (dpl),
     .req_tag_i      (1'b0),
-    .req_valid_i    (hdr_valid && d_lookup && ofifo_ready && (!d_prq || prq_hdr_ready) && !cfg_change),
+    .req_valid_i    (hdr_valid && d_lookup && ofifo_ready && d_go),
     .req_ready_o    (pl_req_ready),
     .rsp_o          (pl_rsp),
     /* verilator lint_off PINCONNECTEMPTY */  // answers come in request order: the order FIFO pairs them
@@ -1070,10 +1097,10 @@ module iommu_top
     .req_ready_o   (wrq_ready),
     .s_axis_tdata  (pl_tdata),
     .s_axis_tkeep  (pl_tkeep),
-    .s_axis_tvalid (pl_tvalid),
+    .s_axis_tvalid (pl_tvalid && (vq_in_ready || !pl_tlast)),
     .s_axis_tlast  (pl_tlast),
     .s_axis_tuser  (pl_tuser),
-    .s_axis_tready (pl_tready),
+    .s_axis_tready (wr_tready),
     .m_axi_awid    (m_axi_dma_awid),
     .m_axi_awaddr  (m_axi_dma_awaddr),
     .m_axi_awlen   (m_axi_dma_awlen),
