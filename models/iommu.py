@@ -1489,6 +1489,9 @@ class Iommu:
         if len(data) < pos + 8:
             return
         dw0 = tlp.Dw0.from_bytes(data[pos:pos + 4])
+        size = (16 if dw0.fmt & 1 else 12) + ((dw0.length or 1024) * 4 if dw0.fmt & 0b010 else 0) + 4 * dw0.td
+        if len(data) - pos != size:
+            return  # more or fewer bytes than Fmt/Length (and TD) say: malformed, dropped (pcie §2.1)
         if dw0.type == 0b11011 and dw0.fmt & 0b010:
             return  # DMWr is posted; IO, Cfg and AtomicOp requests are non-posted
         rid = int.from_bytes(data[pos + 4:pos + 6], "big")

@@ -1170,6 +1170,9 @@ def test_unsupported_prefix_type_and_malformed_tlps():
         (0x1000).to_bytes(4, "big") + bytes(4)
     cpl = tlp.decode(env.iommu.receive_tlp(fetch_add)[0])
     assert (cpl.status, cpl.requester_id, cpl.tag) == (tlp.CPL_UR, RID, 0x42)
+    # an unsupported type whose size does not match Fmt/Length is malformed: dropped, not UR
+    assert env.iommu.receive_tlp(fetch_add + bytes(4)) == []
+    assert env.iommu.receive_tlp(fetch_add[:-4]) == []
     locked = tlp.MemRead(requester_id=RID, tag=3, address=VA, locked=1, pasid=None)
     assert tlp.decode(env.iommu.receive_tlp(locked.encode())[0]).status == tlp.CPL_UR
     cpl_in = tlp.Completion(requester_id=0, completer_id=RID, byte_count=4, data=bytes(4))
