@@ -355,7 +355,10 @@ class AxiMemory(Reset):
         """Back-pressure on one channel ("ar", "aw", "w": READY; "r", "b": VALID); None removes it."""
         if channel not in CHANNELS:
             raise ValueError(f"unknown AXI channel {channel!r}; one of {CHANNELS}")
-        getattr(self, f"{channel}_channel").set_pause_generator(generator)
+        ch = getattr(self, f"{channel}_channel")
+        ch.set_pause_generator(generator)
+        if generator is None:
+            ch.pause = False  # cocotbext-axi keeps the last value a removed generator gave
 
     def random_backpressure(self, rng: random.Random, busy: float | dict[str, float]) -> None:
         """Pause each channel with probability ``busy`` per cycle (a float, or one per channel)."""

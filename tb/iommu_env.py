@@ -610,8 +610,7 @@ class IommuEnv:
             ch.set_pause_generator(gen())
         if busy <= 0:
             # removing a pause generator leaves the channel's last pause value in place (cocotbext-axi)
-            for ch in chans + [getattr(a, f"{c}_channel") for a in (self.dma, self.tbl)
-                               for c in ("ar", "aw", "w", "r", "b")]:
+            for ch in chans:
                 ch.pause = False
 
     async def reset(self) -> None:
