@@ -735,22 +735,57 @@ module iommu_top
   end
 
   assign o_lookup     = ox.act == ACT_XLATE || ox.act == ACT_PRQ;
-  assign j_valid      = ox_valid && (!o_lookup || pl_rsp_valid);
+  assign j_valid      = ox_valid && (!o_lookup || pl_rsp_valid) && tlb_credit_q != '0;
   assign ox_ready     = j_valid && tlb_lkup_ready;
-  assign pl_rsp_ready = ox_valid && o_lookup && tlb_lkup_ready;
+  assign pl_rsp_ready = ox_valid && o_lookup && tlb_credit_q != '0 && tlb_lkup_ready;
 
   // ---------------------------------------------------------------------------------------------
   // IOTLB
   // ---------------------------------------------------------------------------------------------
   localparam int unsigned USER_W = $bits(xreq_t) + $bits(lk_t);
 
+  // The IOTLB's answers never wait: they go straight to resolve or into a skid FIFO, and a lookup is
+  // issued only with a credit (a place in that FIFO). An invalidation's completion waits for the
+  // lookups in flight to be answered; without the credits that would wait for resolve and execute,
+  // which may be waiting for the PRQ, which waits for that invalidation (a deadlock).
+  localparam int unsigned SKID = 4;
+  localparam int unsigned CRED_W = $clog2(SKID + 1);
+
   /* verilator lint_off UNUSEDSIGNAL */  // D: the IOTLB itself misses a write on a D=0 entry
-  iotlb_rsp_t          tlb_rsp;
+  iotlb_rsp_t          tlb_out, tlb_rsp;
   /* verilator lint_on UNUSEDSIGNAL */
-  logic [USER_W-1:0]   tlb_user;
-  logic                tlb_rsp_valid, tlb_rsp_ready;
+  logic [USER_W-1:0]   tlb_out_user, tlb_user;
+  logic                tlb_out_valid, tlb_rsp_valid, tlb_rsp_ready;
+  logic                skid_valid;
+  /* verilator lint_off UNUSEDSIGNAL */  // always 1 when pushed: the credits count the FIFO's places
+  logic                skid_ready;
+  /* verilator lint_on UNUSEDSIGNAL */
+  logic [CRED_W-1:0]   tlb_credit_q;
   logic                fill_valid, fill_ready;
   iotlb_entry_t        fill_e;
+
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) tlb_credit_q <= CRED_W'(SKID);
+    else         tlb_credit_q <= tlb_credit_q - CRED_W'(ox_ready) + CRED_W'(tlb_rsp_valid && tlb_rsp_ready);
+  end
+
+  // resolve sees the FIFO's head, or the IOTLB's answer directly when the FIFO is empty
+  assign tlb_rsp_valid = skid_valid || tlb_out_valid;
+  logic [$bits(iotlb_rsp_t) + USER_W - 1:0] skid_head;
+  assign {tlb_rsp, tlb_user} = skid_valid ? skid_head : {tlb_out, tlb_out_user};
+
+  sync_fifo #(.WIDTH($bits(iotlb_rsp_t) + USER_W), .DEPTH(SKID)) u_skid (
+    .clk_i, .rst_ni,
+    .data_i  ({tlb_out, tlb_out_user}),
+    .valid_i (tlb_out_valid && !(tlb_rsp_ready && !skid_valid)),
+    .ready_o (skid_ready),
+    .data_o  (skid_head),
+    .valid_o (skid_valid),
+    .ready_i (tlb_rsp_ready && skid_valid),
+    /* verilator lint_off PINCONNECTEMPTY */  // valid_o says it
+    .empty_o ()
+    /* verilator lint_on PINCONNECTEMPTY */
+  );
 
   iotlb #(
     .ENTRIES (CFG.iotlb_entries),
@@ -762,10 +797,10 @@ module iommu_top
     .lkup_ready_o     (tlb_lkup_ready),
     .lkup_i           (jt),
     .lkup_user_i      ({ox, jl}),
-    .rsp_valid_o      (tlb_rsp_valid),
-    .rsp_ready_i      (tlb_rsp_ready),
-    .rsp_o            (tlb_rsp),
-    .rsp_user_o       (tlb_user),
+    .rsp_valid_o      (tlb_out_valid),
+    .rsp_ready_i      (1'b1),          // credits guarantee room (skid_ready)
+    .rsp_o            (tlb_out),
+    .rsp_user_o       (tlb_out_user),
     .fill_valid_i     (fill_valid),
     .fill_ready_o     (fill_ready),
     .fill_i           (fill_e),
