@@ -49,6 +49,7 @@ from tb.svstruct import SvPackage
 PKG = SvPackage(RTL_DIR / "dma_pkg.sv")
 PAGE = 4096
 CLK_NS = 4
+NREQ = 16   # dma_rd's request table (its default, which tb/rtl/dma_harness.sv keeps)
 STATUS = {T.CPL_SC: 0b000, T.CPL_UR: 0b001, T.CPL_CRS: 0b010, T.CPL_CA: 0b100}
 
 
@@ -200,6 +201,7 @@ class Tb:
         self.failure: str | None = None
         self.progress = Event()                   # a TLP frame arrived or an AXI write was checked
         self.frames = 0
+        self.frame_log: list[tuple[int, int]] = []   # per TLP frame: (sim ns of its last beat, its bytes)
         self.first_out_ns: int | None = None
 
     # --- reset and monitors -------------------------------------------------------------------------
@@ -228,6 +230,7 @@ class Tb:
             n = keep.count(1)
             data = bytes(frame.tdata[:n])
             self.frames += 1
+            self.frame_log.append((int(get_sim_time("ns")), n))
             if keep != [1] * n + [0] * (len(keep) - n) or len(keep) - n >= b or len(keep) % b:
                 self.fail(f"frame #{self.frames}: tkeep not full on every beat but the last: {keep}")
                 continue
@@ -391,6 +394,52 @@ class Tb:
         self.tx_drv.send(hdr)
         if payload:
             await self.tx_src.send(AxiStreamFrame(payload))
+
+    def frames_span(self, since: int, lengths: list[int], what: str) -> int:
+        """The TLP frames logged from index ``since`` on (``lengths``: their expected sizes in bytes) left
+        back to back: from the first beat of the first to the last beat of the last, one cycle per beat,
+        ceil(bytes / bus bytes) beats per TLP. Returns that span in cycles."""
+        log = self.frame_log[since:]
+        if len(log) != len(lengths):
+            raise AssertionError(f"{what}: {len(log)} frames, expected {len(lengths)}\n  {self.stats.rerun_hint()}")
+        b = self.bytes
+        span = (log[-1][0] - log[0][0]) // CLK_NS + -(-log[0][1] // b)
+        ideal = sum(-(-n // b) for n in lengths)
+        if span != ideal:
+            gaps = [(log[i][0] - log[i - 1][0]) // CLK_NS for i in range(1, len(log))]
+            raise AssertionError(f"{what}: {len(log)} TLPs took {span} cycles, expected {ideal} (one beat per "
+                                 f"cycle, no idle cycle between TLPs)\n  cycles between frame ends: {gaps}\n  "
+                                 f"{self.stats.rerun_hint()}")
+        return span
+
+    async def tx_lockstep(self, tlps: list[T.Tlp]) -> None:
+        """TLPs through tlp_tx's second source, each offered as iommu_top's ATS completion source does: its
+        header and its payload (one beat: at most a bus width) valid together, the next TLP in the cycle
+        after both were taken. Wakes every cycle until the last is taken: for short bursts, while the tb
+        source's own agents are idle."""
+        dut, edge = self.dut, RisingEdge(self.dut.clk_i)
+        assert not self.tx_drv.queue and self.tx_src.idle(), "tx_lockstep needs the tb source's agents idle"
+        for t in tlps:
+            data = t.encode()
+            hdr, payload = tx_header(data)
+            assert len(payload) <= self.bytes, "tx_lockstep sends one-beat payloads only"
+            self.tx_ops.append(Op(f"tb TLP {t!r}", expect=deque([data])))
+            dut.tx_hdr_i.value = hdr
+            dut.tx_hdr_valid_i.value = 1
+            hdr_wait, pay_wait = True, bool(payload)
+            if payload:
+                dut.s_axis_tx_tdata.value = int.from_bytes(payload, "little")
+                dut.s_axis_tx_tkeep.value = (1 << len(payload)) - 1
+                dut.s_axis_tx_tlast.value = 1
+                dut.s_axis_tx_tvalid.value = 1
+            while hdr_wait or pay_wait:
+                await edge
+                if hdr_wait and dut.tx_hdr_ready_o.value:
+                    hdr_wait = False
+                    dut.tx_hdr_valid_i.value = 0
+                if pay_wait and dut.s_axis_tx_tready.value:
+                    pay_wait = False
+                    dut.s_axis_tx_tvalid.value = 0
 
     async def finish(self):
         """Wait until everything issued is answered/written, then compare the memories."""
@@ -577,7 +626,11 @@ async def dma_lengths(dut):
 async def dma_perf(dut):
     """Latency and throughput without back-pressure (memory latency 10 cycles), results still scored.
     Logs: request -> first completion byte for a 1 DW read; output bytes/cycle of back-to-back 4 KiB
-    reads; memory write bytes/cycle of back-to-back 4 KiB writes."""
+    reads; memory write bytes/cycle of back-to-back 4 KiB writes. Checks: those rates against the
+    transmitter's bound; tlp_tx's latency (a header taken while idle -> its first beat valid the next
+    cycle); back-to-back short TLPs (1-DW completions from dma_rd, short TLPs from the tb source offered
+    header and payload together) leave one beat per cycle, ceil(TLP bytes / bus bytes) beats each,
+    without an idle cycle between TLPs."""
     stats = Stats()
     rng = random.Random(stats.seed)
     tb = Tb(dut, stats, rng, busy=0.0, latency=(10, 10), error_pages=0, npages=8)
@@ -616,13 +669,42 @@ async def dma_perf(dut):
         await tb.until(lambda: tb.outstanding() == 0, "the writes")
         wr_cycles = (get_sim_time("ns") - t_first) // CLK_NS
         wr_rate = n * PAGE / wr_cycles
+        # back-to-back short TLPs, the sink never stalling. dma_rd: NREQ 1-DW reads whose read data the
+        # memory holds back until all of them are issued, then returns one beat per cycle (dma_rd issues
+        # a request every other cycle: only data arriving faster shows the transmit side's rate).
+        since, lengths = len(tb.frame_log), []
+        tb.axi.r_channel.pause = True
+        outstanding, tb.axi.max_outstanding = tb.axi.max_outstanding, NREQ   # it holds every burst meanwhile
+        for i in range(NREQ):
+            pa, iova = tb.pages[i % len(tb.pages)]
+            await tb.read(pa, iova, 4 * rng.randrange(PAGE // 4), 1, rng.randrange(16), 0)
+            lengths += [len(x) for x in tb.rd_ops[-1].expect]
+        await ClockCycles(clk, 4 * NREQ + 40)      # every AR accepted and its data due
+        tb.axi.r_channel.pause = False
+        await tb.until(lambda: not tb.rd_ops, "the 1-DW reads")
+        tb.axi.max_outstanding = outstanding
+        cpl_span = tb.frames_span(since, lengths, "back-to-back 1-DW completions from dma_rd")
+        # the tb source, offering each TLP's header and payload together (as iommu_top's ATS completions do)
+        since = len(tb.frame_log)
+        tlps = [random_tlp(rng, 2) for _ in range(64)]
+        await tb.tx_lockstep(tlps)
+        await tb.until(lambda: not tb.tx_ops, "the tb TLPs")
+        tx_span = tb.frames_span(since, [len(t.encode()) for t in tlps],
+                                 "back-to-back short TLPs through the tb source")
         await tb.finish()
         # the transmitter's ceiling: ceil((12 + MPS) / B) beats per MAX_PAYLOAD bytes
         tx_bound = mps / -(-(12 + mps) // b)
         dut._log.info("perf (bus %d B, MPS %d): 1 DW read request -> completion out %d cycles (memory "
                       "latency 0), %d cycles (memory latency 10); tlp_tx header accepted -> TLP out %d "
-                      "cycles; 4 KiB reads %.1f B/cycle (tlp_tx bound %.1f); 4 KiB writes %.1f B/cycle",
-                      b, mps, lat[0], lat[10], tx_latency, rd_rate, tx_bound, wr_rate)
+                      "cycles; 4 KiB reads %.1f B/cycle (tlp_tx bound %.1f); 4 KiB writes %.1f B/cycle; "
+                      "%d 1-DW completions back to back in %d cycles, %d short tb TLPs in %d cycles",
+                      b, mps, lat[0], lat[10], tx_latency, rd_rate, tx_bound, wr_rate, NREQ, cpl_span, len(tlps),
+                      tx_span)
+        # a header taken while tlp_tx is idle: its first beat is valid one cycle later, the frame's last
+        # beat (where the latency is measured) ceil(12 / B) - 1 cycles after that
+        if tx_latency != -(-12 // b):
+            raise AssertionError(f"tlp_tx latency: a 3-DW Cpl left {tx_latency} cycles after its header was "
+                                 f"taken, expected {-(-12 // b)}\n  {stats.rerun_hint()}")
         if rd_rate < 0.8 * tx_bound or wr_rate < 0.6 * b:
             raise AssertionError(f"throughput below the design's: reads {rd_rate:.1f} B/cycle (bound "
                                  f"{tx_bound:.1f}), writes {wr_rate:.1f} B/cycle (bus {b})")
