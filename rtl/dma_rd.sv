@@ -154,13 +154,23 @@ module dma_rd
   logic [AXI_ID_W-1:0]  id_pick;
   logic [8:0]           burst_beats;            // 1..256
 
-  assign iss_req_addr   = slot_req_q[iss_slot].addr[63:2];
-  assign iss_req_status = slot_req_q[iss_slot].status;
-  assign iss_pending = iss_ptr_q != alloc_ptr_q;
+  // The next request may start in the cycle the current one loads its last burst (one request per
+  // cycle when each is one burst): it is the slot after the current one then.
+  logic                 ar_last, iss_free;
+  logic [SLOT_W:0]      nxt_ptr;
+  logic [SLOT_W-1:0]    nxt_slot;
+  assign ar_last  = ar_load && iss_left_q == RL_W'(burst_beats);
+  assign iss_free = !iss_active_q || ar_last;
+  assign nxt_ptr  = ar_last ? iss_ptr_q + 1'b1 : iss_ptr_q;
+  assign nxt_slot = nxt_ptr[SLOT_W-1:0];
+
+  assign iss_req_addr   = slot_req_q[nxt_slot].addr[63:2];
+  assign iss_req_status = slot_req_q[nxt_slot].status;
+  assign iss_pending = nxt_ptr != alloc_ptr_q;
   assign ar_free     = !m_axi_arvalid || m_axi_arready;
-  assign iss_skip    = iss_pending && !iss_active_q && iss_req_status != CPL_SC;
-  assign iss_start   = iss_pending && !iss_active_q && iss_req_status == CPL_SC
-                       && buf_free_q >= FREE_W'(slot_lines_q[iss_slot]);
+  assign iss_skip    = iss_pending && iss_free && iss_req_status != CPL_SC;
+  assign iss_start   = iss_pending && iss_free && iss_req_status == CPL_SC
+                       && buf_free_q >= FREE_W'(slot_lines_q[nxt_slot]);
   assign ar_load     = iss_active_q && ar_free && id_any;
 
   always_comb begin
@@ -358,7 +368,7 @@ module dma_rd
       slot_lines_q[alloc_ptr_q[SLOT_W-1:0]] <= req_i.status == CPL_SC
                                                ? lines_of(req_i.addr[OFF_W-1:2], req_i.length) : '0;
     end
-    if (iss_start) slot_base_q[iss_slot] <= buf_head_q;
+    if (iss_start) slot_base_q[nxt_slot] <= buf_head_q;
     if (ar_load) begin
       id_slot_q[id_pick] <= iss_slot;
       id_line_q[id_pick] <= iss_line_q;
@@ -417,17 +427,7 @@ module dma_rd
         alloc_ptr_q <= alloc_ptr_q + 1'b1;
       end
 
-      // issue
-      if (iss_skip) iss_ptr_q <= iss_ptr_q + 1'b1;
-      if (iss_start) begin
-        iss_active_q <= 1'b1;
-        iss_addr_q   <= {iss_req_addr, 2'b00};
-        iss_left_q   <= slot_lines_q[iss_slot];
-        iss_line_q   <= buf_head_q;
-        buf_head_q   <= buf_head_q + LINE_W'(slot_lines_q[iss_slot]);
-      end
-      buf_free_q <= buf_free_q + buf_release
-                    - (iss_start ? FREE_W'(slot_lines_q[iss_slot]) : '0);
+      // issue (a start in the cycle of the last burst's load wins over that load's updates)
       if (m_axi_arready) m_axi_arvalid <= 1'b0;
       if (ar_load) begin
         m_axi_arvalid <= 1'b1;
@@ -437,11 +437,18 @@ module dma_rd
         iss_addr_q   <= {iss_addr_q[63:OFF_W], OFF_W'(0)} + (64'(burst_beats) << OFF_W);
         iss_left_q   <= iss_left_q - RL_W'(burst_beats);
         iss_line_q   <= iss_line_q + LINE_W'(burst_beats);
-        if (iss_left_q == RL_W'(burst_beats)) begin
-          iss_active_q <= 1'b0;
-          iss_ptr_q    <= iss_ptr_q + 1'b1;
-        end
+        if (ar_last) iss_active_q <= 1'b0;
       end
+      iss_ptr_q <= nxt_ptr + (SLOT_W + 1)'(iss_skip);
+      if (iss_start) begin
+        iss_active_q <= 1'b1;
+        iss_addr_q   <= {iss_req_addr, 2'b00};
+        iss_left_q   <= slot_lines_q[nxt_slot];
+        iss_line_q   <= buf_head_q;
+        buf_head_q   <= buf_head_q + LINE_W'(slot_lines_q[nxt_slot]);
+      end
+      buf_free_q <= buf_free_q + buf_release
+                    - (iss_start ? FREE_W'(slot_lines_q[nxt_slot]) : '0);
 
       // bursts in flight per slot and ID
       for (int i = 0; i < NREQ; i++) begin

@@ -8,11 +8,15 @@ Measured (cycles are clock edges of the DUT):
 * miss_latency_cycles: the same for a page touched for the first time (IOTLB miss, context and PASID
   caches hit, 4-level walk whose upper levels are already accessed: the walker sets A in the leaf with an
   exclusive pair), at MEM_LATENCY.
-* hit_requests_per_cycle: HIT_BURST 1-DW reads to cached pages sent back to back: requests divided by the
-  cycles from the first accepted first beat to the last AR handshake (+1): end to end, so the read
-  engine and the completion transmitter count too.
+* hit_requests_per_cycle: HIT_BURST 1-DW reads to cached pages sent back to back, each reading the first
+  DW of a 32-byte line: requests divided by the cycles from the first accepted first beat to the last AR
+  handshake (+1): end to end, so the read engine and the completion transmitter count too.
+* hit_requests_per_cycle_any_offset: the same with the reads at every DW offset; dma_rd spends a
+  realignment cycle on each completion whose data does not start in lane 0.
 * hit_translations_per_cycle: the same burst measured where resolve hands each request on (translation
   done), i.e. the translation pipeline alone.
+* hit_tlps_accepted_per_cycle: the lane-0 burst at the input (s_axis_rx first beats per cycle), which
+  bounds the two above.
 * walks_in_flight_max: the most walk-table slots busy at once while WALK_BURST reads to untouched pages
   (each a miss) arrive back to back.
 * sim_requests_per_second: requests of the whole bench (scoring included) per wall-clock second.
@@ -49,6 +53,7 @@ class Probe:
         self.ar_handshakes: list[int] = []
         self.walks_max = 0
         self.resolved: list[int] = []         # cycles in which resolve handed a request on
+        self.rx_stalls = 0                     # cycles with s_axis_rx TVALID high and TREADY low
         self._in_tlp = False
         self._ar_pending = False
         self.running = True
@@ -61,6 +66,8 @@ class Probe:
         while self.running:
             await RisingEdge(d.clk_i)
             self.cycle += 1
+            if d.s_axis_rx_tvalid.value and not d.s_axis_rx_tready.value:
+                self.rx_stalls += 1
             if d.s_axis_rx_tvalid.value and d.s_axis_rx_tready.value:
                 if not self._in_tlp:
                     self.first_beats.append(self.cycle)
@@ -112,15 +119,24 @@ async def bench_iommu(dut):
     requests += 1
     miss_latency = probe.ar_valid_first[a] - probe.first_beats[b]
 
-    # back-to-back hits (pages 0 and 1 are in the IOTLB now)
-    b, _, h, r = probe.mark()
-    for i in range(HIT_BURST):
-        await env.mrd(RID, pages[i % 2].va + 4 * (i % 1024), 1, pasid=PASID)
-    await env.quiesce(registers=False)
-    requests += HIT_BURST
-    span = probe.ar_handshakes[h + HIT_BURST - 1] - probe.first_beats[b] + 1
-    hit_rate = HIT_BURST / span
-    xlate_rate = HIT_BURST / (probe.resolved[r + HIT_BURST - 1] - probe.first_beats[b] + 1)
+    # back-to-back hits (pages 0 and 1 are in the IOTLB now): once with every read's data in lane 0 of
+    # the 32-byte bus, once at every DW offset (dma_rd then spends a realignment cycle per completion)
+    async def burst(step: int) -> tuple[float, float, float, int]:
+        b, _, h, r = probe.mark()
+        stalls0 = probe.rx_stalls
+        for i in range(HIT_BURST):
+            await env.mrd(RID, pages[i % 2].va + (step * (i // 2)) % K4, 1, pasid=PASID)
+        await env.quiesce(registers=False)
+        first = probe.first_beats[b]
+        return (HIT_BURST / (probe.ar_handshakes[h + HIT_BURST - 1] - first + 1),
+                HIT_BURST / (probe.resolved[r + HIT_BURST - 1] - first + 1),
+                HIT_BURST / (probe.first_beats[b + HIT_BURST - 1] - first + 1),
+                probe.rx_stalls - stalls0)
+
+    hit_rate, xlate_rate, offered, stalls = await burst(32)
+    hit_rate_any, _, _, _ = await burst(4)
+    requests += 2 * HIT_BURST
+    dut._log.info("hit burst (lane-0 data): %d cycles with s_axis_rx stalled by the DUT", stalls)
 
     # misses back to back: walks in flight
     probe.walks_max = 0
@@ -140,6 +156,8 @@ async def bench_iommu(dut):
         "miss_latency_memory_latency_cycles": MEM_LATENCY,
         "hit_requests_per_cycle": hit_rate,
         "hit_translations_per_cycle": xlate_rate,
+        "hit_tlps_accepted_per_cycle": offered,
+        "hit_requests_per_cycle_any_offset": hit_rate_any,
         "walks_in_flight_max": walks_max,
         "sim_requests_per_second": requests / wall,
     }
