@@ -10,9 +10,10 @@
 RUN   := tools/run.sh
 JOBS  ?= 2
 RTL   := rtl/iommu_pkg.sv rtl/tlp_rx_parser.sv rtl/iommu_reg_pkg.sv rtl/iommu_regs.sv rtl/iotlb_pkg.sv rtl/iotlb.sv rtl/fs_walker_pkg.sv rtl/fs_walker.sv rtl/pasid_lookup_pkg.sv rtl/pasid_lookup.sv rtl/dma_pkg.sv rtl/tlp_tx.sv rtl/dma_rd.sv rtl/dma_wr.sv rtl/iommu_ctrl_pkg.sv rtl/iommu_ctrl.sv rtl/iommu_regs_ctrl.sv \
-         rtl/fault_info_pkg.sv rtl/sync_fifo.sv rtl/axi_mux.sv rtl/prq_pkg.sv rtl/prq.sv rtl/iommu_top.sv
-LINT_TOPS := tlp_rx_parser iommu_regs iotlb fs_walker pasid_lookup tlp_tx dma_rd dma_wr iommu_ctrl iommu_regs_ctrl axi_mux prq iommu_top
-SYNTH_TOPS := iommu_top tlp_rx_parser iommu_regs iotlb fs_walker pasid_lookup tlp_tx dma_rd dma_wr iommu_ctrl iommu_regs_ctrl axi_mux prq
+         rtl/fault_info_pkg.sv rtl/sync_fifo.sv rtl/axi_mux.sv rtl/prq_pkg.sv rtl/prq.sv rtl/inv_queue_pkg.sv rtl/inv_queue.sv \
+         rtl/iommu_top.sv
+LINT_TOPS := tlp_rx_parser iommu_regs iotlb fs_walker pasid_lookup tlp_tx dma_rd dma_wr iommu_ctrl iommu_regs_ctrl axi_mux prq inv_queue iommu_top
+SYNTH_TOPS := iommu_top tlp_rx_parser iommu_regs iotlb fs_walker pasid_lookup tlp_tx dma_rd dma_wr iommu_ctrl iommu_regs_ctrl axi_mux prq inv_queue
 
 ifdef SEED
 export SEED
