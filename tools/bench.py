@@ -35,17 +35,25 @@ def bench(fn: Callable[[], Metrics]) -> Callable[[], Metrics]:
     return fn
 
 
-def run_cocotb(name: str, top: str, sources: list[str], module: str, testcase: str,
+def run_cocotb(name: str, top: str, sources: list, module: str, testcase: str,
                parameters: dict | None = None) -> dict:
-    """Run a cocotb bench test that writes its numbers as JSON to $SVM_BENCH_OUT; return them."""
+    """Run a cocotb bench test that writes its numbers as JSON to $SVM_BENCH_OUT; return them. ``sources``:
+    file names under rtl/, or paths."""
     out = runner.BUILD_DIR / "bench" / f"{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.unlink(missing_ok=True)
-    runner.run(top, runner.rtl(*sources), module, testcase, parameters=parameters, name=name,
+    paths = [s if isinstance(s, Path) else runner.RTL_DIR / s for s in sources]
+    runner.run(top, paths, module, testcase, parameters=parameters, name=name,
                extra_env={"SVM_BENCH_OUT": str(out)})
     if not out.exists():  # outside pytest the runner does not raise on a failed test
         raise RuntimeError(f"bench {name}: the cocotb test failed (see its log above); no numbers written")
     return json.loads(out.read_text())
+
+
+def sim_sources(test_file: str) -> list:
+    """The SOURCES list of a tests/sim/test_*.py wrapper (one list per test bench, kept there)."""
+    sys.path.insert(0, str(ROOT / "tests" / "sim"))
+    return __import__(test_file).SOURCES
 
 
 @bench
@@ -71,16 +79,19 @@ def iommu_top() -> Metrics:
     """The translation pipeline on iommu_top, scored by the golden model while it is measured
     (tb/cocotb_bench_iommu.py: latencies from the first TLP beat accepted to ARVALID on the DMA port,
     back-to-back IOTLB hits, walks in flight, simulation speed)."""
-    sys.path.insert(0, str(ROOT / "tests" / "sim"))
-    from test_iommu import SOURCES  # the one source list of the system tests
-    out = runner.BUILD_DIR / "bench" / "bench_iommu.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.unlink(missing_ok=True)
-    runner.run("iommu_tb", SOURCES, "tb.cocotb_bench_iommu", "bench_iommu", name="bench_iommu",
-               extra_env={"SVM_BENCH_OUT": str(out)})
-    if not out.exists():
-        raise RuntimeError("bench iommu_top: the cocotb test failed (see its log above); no numbers written")
-    return json.loads(out.read_text())
+    return run_cocotb("bench_iommu", "iommu_tb", sim_sources("test_iommu"), "tb.cocotb_bench_iommu", "bench_iommu")
+
+
+@bench
+def queues() -> Metrics:
+    """The page request queue and the invalidation queue on their harnesses (scored like their tests):
+    page request accepted -> descriptor write answered (visible), and page group response descriptor
+    fetched -> PRG response TLP header at the transmitter."""
+    prq = run_cocotb("bench_prq", "prq_harness", sim_sources("test_prq"), "tb.cocotb_prq", "prq_latency")
+    iq = run_cocotb("bench_inv_queue", "inv_queue_harness", sim_sources("test_inv_queue"), "tb.cocotb_inv_queue",
+                    "iq_prg_response")
+    return {"prq_write_latency_cycles": prq["prq_write_latency_cycles"],
+            "prg_response_latency_cycles": iq["prg_response_latency_cycles"]}
 
 
 @bench
