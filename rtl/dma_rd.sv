@@ -27,8 +27,14 @@
 // lane 0 for tlp_tx). Memory bytes outside the request but in the same bus beat are read too (host
 // memory has no read side effects).
 //
-// Throughput: one R beat per cycle in; out, one payload beat per cycle with a one-beat bubble per
-// completion whose data does not start in lane 0 (tlp_tx adds a beat per TLP for the header anyway).
+// Throughput: one R beat per cycle in; one request accepted and one AR issued per cycle for
+// one-burst reads; out, one payload beat per cycle, plus one realignment cycle per completion whose
+// payload does not start in lane 0 and spans more than one bus line (a payload within one line, e.g.
+// a 1-DW read at any offset, has none): back-to-back 1-DW reads with memory latency 0 leave as
+// completions one beat per cycle (dma_perf, 256-bit bus: 40 reads -> 40 cycles, lane-0 data and any
+// offset). A slot is held from acceptance until its last completion header is issued, about memory
+// latency + 6 cycles, and an AXI ID carries one burst at a time, so sustained 1-DW reads are bounded
+// by NREQ and 2^AXI_ID_W over that time: ~0.6 per cycle at memory latency 20 with 16 of each.
 // Latency (no back-pressure): request handshake -> AR valid 2 cycles; last R beat -> completion header
 // valid 1 cycle, its first payload beat 3 cycles (buffer read, line FIFO, realigner register); through
 // tlp_tx the first TLP beat is valid 4 cycles after the last R beat.

@@ -431,6 +431,14 @@ module iommu_top
     .m_axis_tready (pl_tready)
   );
 
+  // signals used before the stage that drives them
+  localparam int unsigned SKID   = 4;                // IOTLB answers resolve has room for (see the IOTLB)
+  localparam int unsigned CRED_W = $clog2(SKID + 1);
+  xreq_t             dx;                             // dispatch: the record of the TLP at the parser
+  logic              d_fire;
+  logic              prq_inv_valid, prq_inv_ready;   // the PRQ's implicit invalidation is taken
+  logic [CRED_W-1:0] tlb_credit_q;
+
   // ---------------------------------------------------------------------------------------------
   // Payload verdicts, in TLP order: the parser knows whether a payload matched its Length only at its
   // last beat. dma_wr stores payloads whole anyway, so a TLP with a payload is dispatched only once its
@@ -483,11 +491,10 @@ module iommu_top
   // ---------------------------------------------------------------------------------------------
   // Dispatch
   // ---------------------------------------------------------------------------------------------
-  xreq_t       dx;
   pl_req_t     dpl;
   logic        d_lookup;
   logic [15:0] wr_disp_q;
-  logic        ofifo_ready, pl_req_ready, d_fire;
+  logic        ofifo_ready, pl_req_ready;
 
   always_comb begin
     logic other_pfx, is_rd, bad_tr_len;
@@ -666,7 +673,7 @@ module iommu_top
   logic tlb_inv_ready, tlb_inv_done_valid;
   // the PRQ's implicit invalidations (vtd §4.7) share the IOTLB's port; the global one goes first
   iotlb_inv_t prq_inv;
-  logic       prq_inv_valid, prq_inv_ready, prq_inv_done_ready, inv_by_prq_q;
+  logic       prq_inv_done_ready, inv_by_prq_q;
   assign prq_inv_ready = tlb_inv_ready && !tlb_pend_q;
   iotlb_inv_t tlb_inv;
   always_comb begin
@@ -748,8 +755,6 @@ module iommu_top
   // issued only with a credit (a place in that FIFO). An invalidation's completion waits for the
   // lookups in flight to be answered; without the credits that would wait for resolve and execute,
   // which may be waiting for the PRQ, which waits for that invalidation (a deadlock).
-  localparam int unsigned SKID = 4;
-  localparam int unsigned CRED_W = $clog2(SKID + 1);
 
   /* verilator lint_off UNUSEDSIGNAL */  // D: the IOTLB itself misses a write on a D=0 entry
   iotlb_rsp_t          tlb_out, tlb_rsp;
@@ -760,7 +765,6 @@ module iommu_top
   /* verilator lint_off UNUSEDSIGNAL */  // always 1 when pushed: the credits count the FIFO's places
   logic                skid_ready;
   /* verilator lint_on UNUSEDSIGNAL */
-  logic [CRED_W-1:0]   tlb_credit_q;
   logic                fill_valid, fill_ready;
   iotlb_entry_t        fill_e;
 

@@ -50,6 +50,7 @@ PKG = SvPackage(RTL_DIR / "dma_pkg.sv")
 PAGE = 4096
 CLK_NS = 4
 NREQ = 16   # dma_rd's request table (its default, which tb/rtl/dma_harness.sv keeps)
+STREAM = 40  # dma_perf: 1-DW reads streamed back to back (more than the request table holds)
 STATUS = {T.CPL_SC: 0b000, T.CPL_UR: 0b001, T.CPL_CRS: 0b010, T.CPL_CA: 0b100}
 
 
@@ -630,7 +631,10 @@ async def dma_perf(dut):
     transmitter's bound; tlp_tx's latency (a header taken while idle -> its first beat valid the next
     cycle); back-to-back short TLPs (1-DW completions from dma_rd, short TLPs from the tb source offered
     header and payload together) leave one beat per cycle, ceil(TLP bytes / bus bytes) beats each,
-    without an idle cycle between TLPs."""
+    without an idle cycle between TLPs; STREAM 1-DW reads offered one per cycle with memory latency 0 (data
+    in lane 0 of the bus, then at random DW offsets) come out as completions one beat per cycle from the
+    first on (more reads than dma_rd's request table holds, so its slots must be freed as fast as they
+    fill)."""
     stats = Stats()
     rng = random.Random(stats.seed)
     tb = Tb(dut, stats, rng, busy=0.0, latency=(10, 10), error_pages=0, npages=8)
@@ -670,8 +674,8 @@ async def dma_perf(dut):
         wr_cycles = (get_sim_time("ns") - t_first) // CLK_NS
         wr_rate = n * PAGE / wr_cycles
         # back-to-back short TLPs, the sink never stalling. dma_rd: NREQ 1-DW reads whose read data the
-        # memory holds back until all of them are issued, then returns one beat per cycle (dma_rd issues
-        # a request every other cycle: only data arriving faster shows the transmit side's rate).
+        # memory holds back until all of them are issued, then returns one beat per cycle (the transmit
+        # side alone, all data already in).
         since, lengths = len(tb.frame_log), []
         tb.axi.r_channel.pause = True
         outstanding, tb.axi.max_outstanding = tb.axi.max_outstanding, NREQ   # it holds every burst meanwhile
@@ -684,6 +688,20 @@ async def dma_perf(dut):
         await tb.until(lambda: not tb.rd_ops, "the 1-DW reads")
         tb.axi.max_outstanding = outstanding
         cpl_span = tb.frames_span(since, lengths, "back-to-back 1-DW completions from dma_rd")
+        # back-to-back 1-DW reads streaming through (memory latency 0, nothing stalls): requests offered one
+        # per cycle, completions leave one beat per cycle from the first on, with the data in lane 0 of the
+        # bus and at any DW offset
+        tb.axi.read_latency = 0
+        stream_spans = {}
+        for what, offset in (("lane 0", lambda: b * rng.randrange(PAGE // b)),
+                             ("any offset", lambda: 4 * rng.randrange(PAGE // 4))):
+            since, lengths = len(tb.frame_log), []
+            for i in range(STREAM):
+                pa, iova = tb.pages[i % len(tb.pages)]
+                await tb.read(pa, iova, offset(), 1, 0xF, 0)
+                lengths += [len(x) for x in tb.rd_ops[-1].expect]
+            await tb.until(lambda: not tb.rd_ops, "the streamed 1-DW reads")
+            stream_spans[what] = tb.frames_span(since, lengths, f"{STREAM} streamed 1-DW reads ({what} data)")
         # the tb source, offering each TLP's header and payload together (as iommu_top's ATS completions do)
         since = len(tb.frame_log)
         tlps = [random_tlp(rng, 2) for _ in range(64)]
@@ -697,9 +715,10 @@ async def dma_perf(dut):
         dut._log.info("perf (bus %d B, MPS %d): 1 DW read request -> completion out %d cycles (memory "
                       "latency 0), %d cycles (memory latency 10); tlp_tx header accepted -> TLP out %d "
                       "cycles; 4 KiB reads %.1f B/cycle (tlp_tx bound %.1f); 4 KiB writes %.1f B/cycle; "
-                      "%d 1-DW completions back to back in %d cycles, %d short tb TLPs in %d cycles",
+                      "%d 1-DW completions back to back in %d cycles, %d short tb TLPs in %d cycles; %d streamed "
+                      "1-DW reads (memory latency 0): completions out in %d cycles (lane-0 data), %d (any offset)",
                       b, mps, lat[0], lat[10], tx_latency, rd_rate, tx_bound, wr_rate, NREQ, cpl_span, len(tlps),
-                      tx_span)
+                      tx_span, STREAM, stream_spans["lane 0"], stream_spans["any offset"])
         # a header taken while tlp_tx is idle: its first beat is valid one cycle later, the frame's last
         # beat (where the latency is measured) ceil(12 / B) - 1 cycles after that
         if tx_latency != -(-12 // b):
