@@ -6,8 +6,8 @@
 // the VT-d register page, fault recording and the fault-event MSI (outside contract:
 // ../../shared/docs/architecture.md; the blocks and the rules kept here: docs/rtl-architecture.md).
 //
-//   s_axis_rx ─► tlp_rx_parser ─hdr─► dispatch ─► pasid_lookup ─► join ─► iotlb ─► resolve ─hit──► execute
-//                      │ payload (in TLP order)      (in order)            (in order)   │miss         │ ▲
+//   s_axis_rx ─► tlp_rx_parser ─hdr─► dispatch ─┬► pasid_lookup ─┬► resolve ─hit──────────► execute
+//                      │ payload (in TLP order)  └► iotlb ───────┘  (join) │miss              │ ▲
 //                      │                                                              ▼             │ │
 //                      │                                                          fs_walker ────────┘ │ (any order)
 //                      ▼                                                                              │
@@ -17,12 +17,14 @@
 //                    iommu_ctrl fault records ◄─────────────────────────────────────────────────┘
 //
 // * dispatch: one TLP header per cycle. Decides what the golden model's receive_tlp decides before
-//   translating (malformed -> drop; completion -> drop; message -> drop (page requests and ATS
-//   invalidation completions are the queues' work, issue 4); unsupported type -> UR when non-posted;
-//   other prefixes -> UR / drop; MRdLk -> UR CplLk; translation request of a bad length -> UR; AT=01 or
-//   poisoned write -> drop). Everything else is looked up. Every TLP gets a place in the order FIFO.
-// * join / iotlb / resolve: in TLP order. Every TLP passes the IOTLB (those that need no first-stage
-//   translation with their lookup result ignored), so the whole front end is one ordered pipe. resolve
+//   translating (malformed -> drop; completion -> drop; page request -> PRQ after the lookup; other
+//   messages -> drop (ATS invalidation completions are the invalidation queue's, not wired yet);
+//   unsupported type -> UR when non-posted; other prefixes -> UR / drop; MRdLk -> UR CplLk; translation
+//   request of a bad length -> UR; AT=01 or poisoned write -> drop). Everything else is looked up.
+// * pasid_lookup and the IOTLB are looked up in the same cycle: the IOTLB matches the request's source
+//   tag {RID, PV, PASID}, known before the PASID entry gives the DID. Every TLP passes the IOTLB (its
+//   record rides in the user field; those that need no first-stage translation ignore the answer), so
+//   the front end is one ordered pipe; resolve joins the IOTLB answer with the lookup answer. resolve
 //   decides: translation disabled (identity / unsupported), interrupt window, lookup fault, translated
 //   request (output checks), IOTLB hit (output and access checks, fs_walker_pkg::fs_access, the walker's
 //   own function), or a walk (miss, or a non-canonical address, which the walker faults).
@@ -432,7 +434,7 @@ module iommu_top
   );
 
   // signals used before the stage that drives them
-  localparam int unsigned SKID   = 4;                // IOTLB answers resolve has room for (see the IOTLB)
+  localparam int unsigned SKID   = 8;                // TLPs between dispatch and resolve (see the IOTLB)
   localparam int unsigned CRED_W = $clog2(SKID + 1);
   xreq_t             dx;                             // dispatch: the record of the TLP at the parser
   logic              d_fire;
@@ -466,11 +468,11 @@ module iommu_top
   logic        tes_q;
   logic [51:0] rta_q;
   logic [1:0]  ttm_q;
-  logic        cfg_change, front_empty, pl_busy, ofifo_empty;
+  logic        cfg_change, front_empty, pl_busy;
   logic [7:0]  gen_q;
 
   assign cfg_change  = reg2hw.gsts.tes != tes_q || root_rta != rta_q || root_ttm != ttm_q;
-  assign front_empty = ofifo_empty && !pl_busy;
+  assign front_empty = tlb_credit_q == CRED_W'(SKID) && !pl_busy;  // nothing between dispatch and resolve
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
@@ -494,7 +496,7 @@ module iommu_top
   pl_req_t     dpl;
   logic        d_lookup;
   logic [15:0] wr_disp_q;
-  logic        ofifo_ready, pl_req_ready;
+  logic        pl_req_ready;
 
   always_comb begin
     logic other_pfx, is_rd, bad_tr_len;
@@ -577,30 +579,17 @@ module iommu_top
 
   logic d_prq, prq_hdr_ready;
   assign d_prq     = dx.act == ACT_PRQ;
-  // d_go: everything but the lookup's and the order FIFO's readiness; a payload TLP waits for its verdict
+  // d_go: everything but the lookup's and the IOTLB's readiness; a payload TLP waits for its verdict
   logic d_go;
-  assign d_go      = (!d_prq || prq_hdr_ready) && (!dx.has_payload || vq_valid) && !cfg_change;
-  assign hdr_ready = ofifo_ready && (!d_lookup || pl_req_ready) && d_go;
+  assign d_go      = (!d_prq || prq_hdr_ready) && (!dx.has_payload || vq_valid) && !cfg_change
+                     && tlb_credit_q != '0;
+  assign hdr_ready = tlb_lkup_ready && (!d_lookup || pl_req_ready) && d_go;
   assign d_fire    = hdr_valid && hdr_ready;
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) wr_disp_q <= '0;
     else if (d_fire && dx.has_payload) wr_disp_q <= wr_disp_q + 16'd1;
   end
-
-  // order FIFO: every TLP, in order; lookups come back from pasid_lookup in the same order
-  xreq_t ox;
-  logic  ox_valid, ox_ready;
-  sync_fifo #(.WIDTH($bits(xreq_t)), .DEPTH(8)) u_order (
-    .clk_i, .rst_ni,
-    .data_i  (dx),
-    .valid_i (hdr_valid && (!d_lookup || pl_req_ready) && d_go),
-    .ready_o (ofifo_ready),
-    .data_o  (ox),
-    .valid_o (ox_valid),
-    .ready_i (ox_ready),
-    .empty_o (ofifo_empty)
-  );
 
   // ---------------------------------------------------------------------------------------------
   // Context / PASID lookup
@@ -639,10 +628,10 @@ module iommu_top
     .busy_o         (pl_busy),
     .req_i          (dpl),
     .req_tag_i      (1'b0),
-    .req_valid_i    (hdr_valid && d_lookup && ofifo_ready && d_go),
+    .req_valid_i    (hdr_valid && d_lookup && tlb_lkup_ready && d_go),
     .req_ready_o    (pl_req_ready),
     .rsp_o          (pl_rsp),
-    /* verilator lint_off PINCONNECTEMPTY */  // answers come in request order: the order FIFO pairs them
+    /* verilator lint_off PINCONNECTEMPTY */  // answers come in request order: resolve pairs them with the IOTLB's
     .rsp_tag_o      (),
     /* verilator lint_on PINCONNECTEMPTY */
     .rsp_valid_o    (pl_rsp_valid),
@@ -712,44 +701,24 @@ module iommu_top
   end
 
   // ---------------------------------------------------------------------------------------------
-  // Join: the order FIFO head with its lookup answer, into the IOTLB (every TLP goes through it)
+  // The IOTLB lookup, issued at dispatch beside the context/PASID lookup (every TLP takes one, the
+  // TLP's record rides in its user field): matched by the request's source tag {RID, PV, PASID}
+  // (MATCH_SRC), since the DID is not known before the PASID entry is
   // ---------------------------------------------------------------------------------------------
-  lk_t          jl;
-  iotlb_lkup_t  jt;
-  logic         j_valid, tlb_lkup_ready, o_lookup;
+  iotlb_lkup_t  dt;
+  logic         tlb_lkup_ready;
 
   always_comb begin
-    jl          = '0;
-    if (o_lookup) begin
-      jl.disabled = pl_rsp.disabled;
-      jl.reason   = 8'(pl_rsp.reason);
-      jl.fpd      = pl_rsp.fpd;
-      jl.pasid    = pl_rsp.pasid;
-      jl.priv     = pl_rsp.priv;
-      jl.did      = pl_rsp.pe.did;
-      jl.pgtt     = pl_rsp.pe.pgtt;
-      jl.level5   = pl_rsp.pe.fspm == 2'b01;
-      jl.fsptptr  = pl_rsp.pe.fsptptr;
-      jl.wpe      = pl_rsp.pe.wpe;
-      jl.eafe     = pl_rsp.pe.eafe;
-      jl.pwsnp    = pl_rsp.pe.pwsnp;
-    end
-    jt          = '0;
-    jt.did      = jl.did;
-    jt.pasid    = jl.pasid;
-    jt.va       = ox.addr[56:12];
-    jt.is_write = wants_write(ox.is_wr, ox.at, ox.nw);
+    dt          = '0;
+    dt.src      = {hdr.requester_id, hdr.pasid_valid, hdr.pasid_valid ? hdr.pasid : 20'h0};
+    dt.va       = hdr.addr[56:12];
+    dt.is_write = wants_write(dx.is_wr, dx.at, dx.nw);
   end
-
-  assign o_lookup     = ox.act == ACT_XLATE || ox.act == ACT_PRQ;
-  assign j_valid      = ox_valid && (!o_lookup || pl_rsp_valid) && tlb_credit_q != '0;
-  assign ox_ready     = j_valid && tlb_lkup_ready;
-  assign pl_rsp_ready = ox_valid && o_lookup && tlb_credit_q != '0 && tlb_lkup_ready;
 
   // ---------------------------------------------------------------------------------------------
   // IOTLB
   // ---------------------------------------------------------------------------------------------
-  localparam int unsigned USER_W = $bits(xreq_t) + $bits(lk_t);
+  localparam int unsigned USER_W = $bits(xreq_t);
 
   // The IOTLB's answers never wait: they go straight to resolve or into a skid FIFO, and a lookup is
   // issued only with a credit (a place in that FIFO). An invalidation's completion waits for the
@@ -770,7 +739,7 @@ module iommu_top
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) tlb_credit_q <= CRED_W'(SKID);
-    else         tlb_credit_q <= tlb_credit_q - CRED_W'(ox_ready) + CRED_W'(tlb_rsp_valid && tlb_rsp_ready);
+    else         tlb_credit_q <= tlb_credit_q - CRED_W'(d_fire) + CRED_W'(tlb_rsp_valid && tlb_rsp_ready);
   end
 
   // resolve sees the FIFO's head, or the IOTLB's answer directly when the FIFO is empty
@@ -794,13 +763,14 @@ module iommu_top
   iotlb #(
     .ENTRIES (CFG.iotlb_entries),
     .WAYS    (CFG.iotlb_ways),
-    .USER_W  (USER_W)
+    .USER_W  (USER_W),
+    .MATCH_SRC (1'b1)
   ) u_iotlb (
     .clk_i, .rst_ni,
-    .lkup_valid_i     (j_valid),
+    .lkup_valid_i     (hdr_valid && (!d_lookup || pl_req_ready) && d_go),
     .lkup_ready_o     (tlb_lkup_ready),
-    .lkup_i           (jt),
-    .lkup_user_i      ({ox, jl}),
+    .lkup_i           (dt),
+    .lkup_user_i      (dx),
     .rsp_valid_o      (tlb_out_valid),
     .rsp_ready_i      (1'b1),          // credits guarantee room (skid_ready)
     .rsp_o            (tlb_out),
@@ -829,7 +799,31 @@ module iommu_top
   logic [WT_W-1:0] wt_free_idx;
   logic   x_take_r;         // execute takes resolve's outcome this cycle
 
-  assign {rx, rl} = tlb_user;
+  // join: the IOTLB's answer (in TLP order, with the TLP's record) and, for the TLPs that were looked
+  // up, the context/PASID answer (also in TLP order)
+  logic r_lookup, r_in;
+  assign rx       = tlb_user;
+  assign r_lookup = rx.act == ACT_XLATE || rx.act == ACT_PRQ;
+  assign r_in     = tlb_rsp_valid && (!r_lookup || pl_rsp_valid);
+  assign pl_rsp_ready = r_lookup && tlb_rsp_valid && tlb_rsp_ready;
+
+  always_comb begin
+    rl          = '0;
+    if (r_lookup) begin
+      rl.disabled = pl_rsp.disabled;
+      rl.reason   = 8'(pl_rsp.reason);
+      rl.fpd      = pl_rsp.fpd;
+      rl.pasid    = pl_rsp.pasid;
+      rl.priv     = pl_rsp.priv;
+      rl.did      = pl_rsp.pe.did;
+      rl.pgtt     = pl_rsp.pe.pgtt;
+      rl.level5   = pl_rsp.pe.fspm == 2'b01;
+      rl.fsptptr  = pl_rsp.pe.fsptptr;
+      rl.wpe      = pl_rsp.pe.wpe;
+      rl.eafe     = pl_rsp.pe.eafe;
+      rl.pwsnp    = pl_rsp.pe.pwsnp;
+    end
+  end
 
   always_comb begin
     logic        tr, intr, canonical;
@@ -910,7 +904,7 @@ module iommu_top
   // Nothing passes a write whose walk is out (its payload must reach dma_wr first, and reads behind it
   // would only wait for it in the read queue, where they could fill the queue and block the walk's
   // answer); a walk needs a free walker slot.
-  assign r_valid = tlb_rsp_valid && !wr_walk_q;
+  assign r_valid = r_in && !wr_walk_q;
   assign tlb_rsp_ready = r_valid && (r_walk ? (walk_req_ready && wt_free_any) : x_take_r);
 
   // ---------------------------------------------------------------------------------------------
@@ -1007,8 +1001,10 @@ module iommu_top
                    fs_output(w_rsp.page, w_rsp.size, e.x.addr[29:0]));
     // cache the leaf of a walk that succeeded, unless an invalidation came after the request
     w_oc.fill = w_rsp.fault == FS_OK && w_rsp.leaf && e.x.gen == gen_q;
-    w_oc.fill_e = '{did: e.lk.did, pasid: e.lk.pasid, va: e.x.addr[56:12], size: iotlb_size_e'(w_rsp.size),
-                    frame: w_rsp.page, rw: w_rsp.rw, us: w_rsp.us, d: w_rsp.d};
+    w_oc.fill_e = '{did: e.lk.did, pasid: e.lk.pasid,
+                    src: {e.x.rid, e.x.pasid_valid, e.x.pasid_valid ? e.x.pasid : 20'h0},
+                    va: e.x.addr[56:12], size: iotlb_size_e'(w_rsp.size), frame: w_rsp.page, rw: w_rsp.rw,
+                    us: w_rsp.us, d: w_rsp.d};
   end
 
   // ---------------------------------------------------------------------------------------------

@@ -63,7 +63,8 @@ module iotlb
 #(
   parameter int unsigned ENTRIES = 16,
   parameter int unsigned WAYS    = 4,
-  parameter int unsigned USER_W  = 8
+  parameter int unsigned USER_W  = 8,
+  parameter bit          MATCH_SRC = 1'b0   // 1: lookups and fills match src instead of DID + PASID
 ) (
   input  logic              clk_i,
   input  logic              rst_ni,
@@ -125,6 +126,12 @@ module iotlb
   endfunction
 
   // vtd.md §4.3 for a first-stage entry with these tags (see the header)
+  // the tag a lookup (or a fill looking for its old copy) compares: DID + PASID, or the source tag
+  function automatic logic same_tag(input logic [15:0] did_a, input logic [19:0] pasid_a, input logic [36:0] src_a,
+                                    input logic [15:0] did_b, input logic [19:0] pasid_b, input logic [36:0] src_b);
+    return MATCH_SRC ? src_a == src_b : (did_a == did_b && pasid_a == pasid_b);
+  endfunction
+
   function automatic logic doomed(input iotlb_inv_t inv, input logic [15:0] did, input logic [19:0] pasid,
                                   input vpn_t va, input iotlb_size_e size);
     logic did_eq, pasid_eq;
@@ -194,7 +201,9 @@ module iotlb
   // Compare (stage 2): probe the set of each page size, pick the smallest covering page
   // -----------------------------------------------------------------------------------------------
   logic         hit;
+  /* verilator lint_off UNUSEDSIGNAL */  // the hit entry's src was compared already; only its data goes on
   iotlb_entry_t hit_e;
+  /* verilator lint_on UNUSEDSIGNAL */
   set_t         hit_set;
   way_t         hit_way;
   iotlb_rsp_t   rsp_d;
@@ -212,7 +221,7 @@ module iotlb
         idx = set_of(s1_q.va, (NPROBE == 1) ? 0 : p);
         for (int w = 0; w < int'(WAYS); w++) begin
           e = ent_q[idx][w];
-          covers = valid_q[idx][w] && e.did == s1_q.did && e.pasid == s1_q.pasid
+          covers = valid_q[idx][w] && same_tag(e.did, e.pasid, e.src, s1_q.did, s1_q.pasid, s1_q.src)
                    && ((e.va ^ s1_q.va) & page_mask(e.size)) == '0 && (!s1_q.is_write || e.d);
           if (!hit && covers && e.size == iotlb_size_e'(sz) && (NPROBE == 1 || p == sz)) begin
             hit     = 1'b1;
@@ -262,8 +271,10 @@ module iotlb
     end
     found = 1'b0;
     for (int w = 0; w < int'(WAYS); w++) begin
-      if (!found && valid_q[fill_set][w] && ent_q[fill_set][w].did == fill_e.did
-          && ent_q[fill_set][w].pasid == fill_e.pasid && ent_q[fill_set][w].size == fill_e.size
+      if (!found && valid_q[fill_set][w]
+          && same_tag(ent_q[fill_set][w].did, ent_q[fill_set][w].pasid, ent_q[fill_set][w].src, fill_e.did,
+                      fill_e.pasid, fill_e.src)
+          && ent_q[fill_set][w].size == fill_e.size
           && ent_q[fill_set][w].va == fill_e.va) begin
         found    = 1'b1;
         fill_way = way_t'(w);

@@ -31,9 +31,15 @@ package iotlb_pkg;
   // check, so bits 63:57 repeat bit 56 (or bit 47 with 4 levels) and carry no information.
 
   // A lookup: the tags plus the access kind (a write must not hit an entry with D=0, vtd.md §3.7).
+  // With MATCH_SRC=1 (iotlb.sv) lookups match the request's source tag instead of DID/PASID: the
+  // requester ID, whether it carried a PASID, and that PASID ({rid, pv, pasid}, pasid 0 without one).
+  // Known as soon as the TLP is parsed, so the IOTLB can be looked up in parallel with the context and
+  // PASID caches; DID/PASID stay in the entry for invalidation.
+
   typedef struct packed {
     logic [15:0] did;
     logic [19:0] pasid;
+    logic [36:0] src;        // MATCH_SRC=1: the tag compared instead of did/pasid
     logic [56:12] va;        // input address bits 56:12
     logic        is_write;   // write/atomic, or an ATS translation request treated as a write (vtd.md §3.5)
   } iotlb_lkup_t;
@@ -43,6 +49,7 @@ package iotlb_pkg;
   typedef struct packed {
     logic [15:0] did;
     logic [19:0] pasid;
+    logic [36:0] src;        // MATCH_SRC=1: the source tag of the request whose walk filled it
     logic [56:12] va;        // input page, bits 56:12
     iotlb_size_e size;
     logic [51:12] frame;     // output page base, bits 51:12
