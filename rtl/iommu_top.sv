@@ -440,6 +440,7 @@ module iommu_top
   logic              d_fire;
   logic              prq_inv_valid, prq_inv_ready;   // the PRQ's implicit invalidation is taken
   logic [CRED_W-1:0] tlb_credit_q;
+  logic              tlb_lkup_ready;                 // the IOTLB takes a lookup (at dispatch)
 
   // ---------------------------------------------------------------------------------------------
   // Payload verdicts, in TLP order: the parser knows whether a payload matched its Length only at its
@@ -706,7 +707,6 @@ module iommu_top
   // (MATCH_SRC), since the DID is not known before the PASID entry is
   // ---------------------------------------------------------------------------------------------
   iotlb_lkup_t  dt;
-  logic         tlb_lkup_ready;
 
   always_comb begin
     dt          = '0;
