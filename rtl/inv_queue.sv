@@ -57,8 +57,11 @@
 //
 // Waits (vtd §4.4). A committed wait records the ITags outstanding at that moment; it completes
 // when all of them have completed (or timed out) and every earlier wait has completed. Completing:
-// with PD = 1 first wait for prq_drained_i = 1 (every page request accepted before now is visible in
-// the PRQ), then with SW = 1 the 32-bit status write (AXI4, status address bits >= HAW dropped, 4
+// first the drain handshake: drain_req_o is held until drain_ack_i, which the translation pipeline
+// gives once every request it received before drain_req_o rose has finished (its DMA done; vtd.md
+// §4.3: invalidated translations must not be used after the next wait completes); with PD = 1 also
+// wait for prq_drained_i = 1 (every page request accepted before now is visible in the PRQ), then
+// with SW = 1 the 32-bit status write (AXI4, status address bits >= HAW dropped, 4
 // strobes) up to its B response, then with IF = 1 the iq_set IWC handshake (iommu_ctrl runs the
 // invalidation event and its MSI). A wait with FN = 1 holds back every later descriptor until it has
 // completed all of that.
@@ -68,7 +71,7 @@
 // completion is taken while an ICE or ITE handshake is pending or in a cycle that commits a
 // descriptor, and no descriptor is committed while a timeout is pending.
 //
-// idle_o: no fetch, command, TLP, wait completion (including a PD wait for prq_drained_i) or iq_set
+// idle_o: no fetch, command, TLP, wait completion (including its drain and a PD wait) or iq_set
 // request in progress, and the engine parked: nothing to fetch, or the fetched descriptor waits for
 // an ITag or a wait slot. Only a register write, a completion or a deadline moves it on.
 //
@@ -141,6 +144,8 @@ module inv_queue
   output logic                    cpl_ready_o,
 
   input  logic                    prq_drained_i,   // every page request accepted before now is in the PRQ
+  output logic                    drain_req_o,     // a wait is completing: drain the requests received so far
+  input  logic                    drain_ack_i,     // ... every request received before drain_req_o rose is done
   output logic                    idle_o,
 
   // AXI4 master
@@ -246,7 +251,7 @@ module inv_queue
 
   typedef enum logic [2:0] {
     WS_IDLE,       // no wait completing
-    WS_DRAIN,      // PD: waiting for prq_drained_i
+    WS_DRAIN,      // waiting for drain_ack_i (and with PD for prq_drained_i)
     WS_WRITE,      // status write: AW / W
     WS_B,          // status write: B
     WS_IWC         // asking iommu_ctrl for ICS.IWC
@@ -488,7 +493,9 @@ module inv_queue
     end
   end
 
-  // Completion of the oldest wait: PD drain, status write, IWC
+  // Completion of the oldest wait: drain (and PD), status write, IWC
+  assign drain_req_o = ws_q == WS_DRAIN;
+
   logic aw_pend_q, w_pend_q;
   logic aw_fire, w_fire;
 
@@ -729,7 +736,7 @@ module inv_queue
           ws_cur_q <= w_q[0];
           ws_q     <= WS_DRAIN;
         end
-        WS_DRAIN: if (!ws_cur_q.pd || prq_drained_i) begin
+        WS_DRAIN: if (drain_ack_i && (!ws_cur_q.pd || prq_drained_i)) begin
           if (ws_cur_q.sw) begin
             aw_pend_q <= 1'b1;
             w_pend_q  <= 1'b1;

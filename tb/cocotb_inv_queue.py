@@ -42,7 +42,9 @@ Scoring (all against the model, in order)
     * orderings the model cannot see: a descriptor is committed only after the one before it finished
       (its cache command taken, the IOTLB's done, its TLP header taken by tlp_tx); the IWC handshake
       comes after every status write the model made before it has reached memory; a PD=1 wait's status
-      write only after prq_drained_i was 1 at an edge since the wait started; nothing after a fencing
+      write only after prq_drained_i was 1 at an edge since the wait started; every wait's status write
+      only after a drain handshake of its own (drain_req_o/drain_ack_i: the tb acks after a random delay,
+      or not while a test holds it back); nothing after a fencing
       wait (FN=1) happens before its status write; a timeout fires no earlier than TIMEOUT cycles after
       the ITag was issued (and, through the replay, for the model's oldest invalidation).
     Each test counts the situations it was written to reach and fails if one is missing. ``COUNT=``
@@ -373,6 +375,8 @@ class Tb:
         self.fn_waits: dict[int, int] = {}      # status address -> edge its FN=1 wait started
         self.effects: list[tuple[int, str]] = []  # (edge, what) while an FN wait is open
         self.drained_edges: list[tuple[int, int]] = [(0, 1)]  # (edge, prq_drained_i level from then on)
+        self.drain_handshakes = 0               # drain_req_o && drain_ack_i edges
+        self.drain_hold = False                 # a test keeps drain_ack_i low
         self.status_seq = 0
         self.queue = None
         # devices
@@ -419,7 +423,7 @@ class Tb:
     async def reset(self) -> None:
         dut = self.dut
         for sig in (dut.cc_inv_ready_i, dut.pc_inv_ready_i, dut.iotlb_inv_ready_i, dut.iotlb_inv_done_valid_i,
-                    dut.prq_drained_i):
+                    dut.prq_drained_i, dut.drain_ack_i):
             sig.value = 0
         dut.prq_drained_i.value = 1
         dut.rst_ni.value = 0
@@ -431,7 +435,8 @@ class Tb:
         for coro in (self.edge_monitor(), self.write_monitor(), self.read_monitor(), self.tlp_monitor(),
                      self.devices(), self.ready_driver(dut.cc_inv_valid_o, dut.cc_inv_ready_i),
                      self.ready_driver(dut.pc_inv_valid_o, dut.pc_inv_ready_i),
-                     self.ready_driver(dut.iotlb_inv_valid_o, dut.iotlb_inv_ready_i), self.done_driver()):
+                     self.ready_driver(dut.iotlb_inv_valid_o, dut.iotlb_inv_ready_i), self.done_driver(),
+                     self.drain_driver()):
             cocotb.start_soon(coro)
 
     def _wrap_model(self) -> None:
@@ -711,6 +716,9 @@ class Tb:
             edge = self.edge_now()
             if not msi:
                 self.dut_status_writes += 1
+                if self.dut_status_writes > self.drain_handshakes:
+                    self.fail_later(f"status write at {addr:#x}: {self.dut_status_writes} status writes after "
+                                    f"only {self.drain_handshakes} drain handshakes (a wait completed undrained)")
                 started = self.pd_waits.pop(addr, None)
                 if started is not None:
                     level_then = [lvl for e, lvl in self.drained_edges if e <= started][-1]
@@ -829,6 +837,24 @@ class Tb:
                                 f"completion from {sid:#06x} ITags {tags} CC {cc}")
             if not self.quick:
                 await ClockCycles(clk, rng.randint(0, 4))
+
+    async def drain_driver(self) -> None:
+        """The translation pipeline's side of the drain handshake: drain_ack_i rises a random number of
+        cycles after drain_req_o (at once in quick mode, never while ``drain_hold``) and falls with it."""
+        dut, rng = self.dut, self.rng
+        while True:
+            await RisingEdge(dut.clk_i)
+            if dut.drain_req_o.value and dut.drain_ack_i.value:
+                self.drain_handshakes += 1
+                self.seen["drain handshake"] += 1
+            if not dut.drain_req_o.value:
+                dut.drain_ack_i.value = 0
+                continue
+            if dut.drain_ack_i.value or self.drain_hold:
+                continue
+            if not self.quick:
+                await ClockCycles(dut.clk_i, rng.randint(0, 12))
+            dut.drain_ack_i.value = 1
 
     async def set_drained(self, level: int) -> None:
         await RisingEdge(self.dut.clk_i)
@@ -1434,6 +1460,17 @@ async def iq_wait_fence(tb: Tb):
         tb.fail("a PD=0 wait did not complete while prq_drained_i was 0")
     await tb.set_drained(1)
     await tb.settle()
+    # the drain handshake: no wait (PD=0, no invalidation outstanding) completes before drain_ack_i
+    tb.drain_hold = True
+    writes = tb.dut_status_writes
+    await tb.submit([tb.status(sw=1, if_=0, pd=0, high=False)])
+    await ClockCycles(clk, 150)
+    if tb.dut_status_writes != writes or not tb.dut.drain_req_o.value:
+        tb.fail(f"a wait completed without drain_ack_i (status writes {writes} -> {tb.dut_status_writes}, "
+                f"drain_req_o {tb.dut.drain_req_o.value})")
+    tb.seen["wait held by drain"] += 1
+    tb.drain_hold = False
+    await tb.settle()
     # a wait that is complete (its invalidation answered) but queued behind a PD wait when a timeout
     # hits: the timeout does not abort it
     await tb.set_drained(0)
@@ -1455,7 +1492,8 @@ async def iq_wait_fence(tb: Tb):
         await tb.set_drained(1)
         await tb.settle(regs=False)
     await tb.finish(["FN wait written", "FN=0 wait passed", "PD wait written", "IWC", "status write", "ITE",
-                     "timeout while a complete wait is not written yet"])
+                     "timeout while a complete wait is not written yet", "wait held by drain",
+                     "drain handshake"])
 
 
 @run_test

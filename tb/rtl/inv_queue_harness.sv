@@ -13,7 +13,7 @@
 //   with code 0x02 goes to the engine's completion input, any other TLP is consumed and dropped.
 // * tlp_tx with the engine as its only source: TLPs to devices on m_axis_tx_*.
 // * The cache invalidation commands (cc_inv, pc_inv, iotlb_inv + done) are ports, answered by the
-//   testbench; prq_drained_i comes from the testbench.
+//   testbench; prq_drained_i and drain_ack_i come from the testbench.
 // * Observation outputs (not product signals): the engine's register-side handshakes, the TLP-input
 //   handshake, the engine's TLP header handshake, idle, and ev_o = any of those handshakes in this
 //   cycle, so the testbench sleeps through cycles in which nothing happens.
@@ -80,6 +80,8 @@ module inv_queue_harness
   input  logic                    iotlb_inv_done_valid_i,
   output logic                    iotlb_inv_done_ready_o,
   input  logic                    prq_drained_i,
+  output logic                    drain_req_o,
+  input  logic                    drain_ack_i,
 
   // observation
   output iqh_hw2reg_t             iq_iqh_o,
@@ -300,6 +302,8 @@ module inv_queue_harness
     .cpl_valid_i            (rx_hdr_valid && rx_route),
     .cpl_ready_o            (cpl_ready),
     .prq_drained_i,
+    .drain_req_o,
+    .drain_ack_i,
     .idle_o                 (iq_idle_o),
     .m_axi_awid             (s_awid[1]),
     .m_axi_awaddr           (s_awaddr[1]),
