@@ -85,7 +85,10 @@ module dma_rd
   output logic [AXI_DATA_W/8-1:0] m_axis_cpl_tkeep,
   output logic                    m_axis_cpl_tvalid,
   output logic                    m_axis_cpl_tlast,
-  input  logic                    m_axis_cpl_tready
+  input  logic                    m_axis_cpl_tready,
+  // every accepted request has read all of its memory and handed its last completion header over
+  // (payload beats may still be leaving): no read of host memory is outstanding or still to be issued
+  output logic                    idle_o
 );
 
   localparam int B       = AXI_DATA_W / 8;         // bytes per beat = per buffer line
@@ -131,6 +134,7 @@ module dma_rd
   logic accept;
   assign req_ready_o = (alloc_ptr_q - tx_ptr_q) != (SLOT_W + 1)'(NREQ);
   assign accept      = req_valid_i && req_ready_o;
+  assign idle_o      = alloc_ptr_q == tx_ptr_q;
 
   // bus beats of a request from its aligned start
   function automatic logic [RL_W-1:0] lines_of(input logic [OFF_W-1:2] lane_dw, input logic [9:0] length);

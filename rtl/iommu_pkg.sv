@@ -102,6 +102,9 @@ package iommu_pkg;
     int unsigned max_payload;    // Max_Payload_Size in bytes (read completions are split at it)
     int unsigned rcb;            // Read Completion Boundary in bytes (64 or 128)
     logic [15:0] iommu_rid;      // the IOMMU's own requester ID (completer ID of its completions)
+    int unsigned iq_timeout;     // ATS invalidation completion timeout in clock cycles (the PCIe value is
+                                 // a wall-clock time; the digests give none: set it for the clock)
+    int unsigned iq_wait_slots;  // invalidation wait descriptors pending at once
   } iommu_cfg_t;
 
   localparam iommu_cfg_t IOMMU_CFG_DEFAULT = '{
@@ -114,7 +117,9 @@ package iommu_pkg;
     n_walks:       4,
     max_payload:   256,
     rcb:           64,
-    iommu_rid:     16'h0000
+    iommu_rid:     16'h0000,
+    iq_timeout:    1 << 26,      // ~0.27 s at 250 MHz
+    iq_wait_slots: 4
   };
 
 endpackage

@@ -17,9 +17,9 @@
 //                    iommu_ctrl fault records ◄─────────────────────────────────────────────────┘
 //
 // * dispatch: one TLP header per cycle. Decides what the golden model's receive_tlp decides before
-//   translating (malformed -> drop; completion -> drop; page request -> PRQ after the lookup; other
-//   messages -> drop (ATS invalidation completions are the invalidation queue's, not wired yet);
-//   unsupported type -> UR when non-posted; other prefixes -> UR / drop; MRdLk -> UR CplLk; translation
+//   translating (malformed -> drop; completion -> drop; page request -> PRQ after the lookup; ATS
+//   Invalidate Completion -> the invalidation queue; other messages, and known ones with the wrong
+//   routing, -> drop; unsupported type -> UR when non-posted; other prefixes -> UR / drop; MRdLk -> UR CplLk; translation
 //   request of a bad length -> UR; AT=01 or poisoned write -> drop). Everything else is looked up.
 // * pasid_lookup and the IOTLB are looked up in the same cycle: the IOTLB matches the request's source
 //   tag {RID, PV, PASID}, known before the PASID entry gives the DID. Every TLP passes the IOTLB (its
@@ -37,8 +37,11 @@
 //   reads, completions of different requests may interleave.
 // * Faults are recorded (iommu_ctrl) in the order execute handles them: a hit that overtakes a miss is
 //   recorded first.
-// * Invalidation: only the global one today (iommu_ctrl inv_all_o: TE 1->0, SRTP with ESRTPS). A
-//   generation count taken at dispatch drops the IOTLB fill of any request dispatched before it.
+// * Invalidation: global (iommu_ctrl inv_all_o: TE 1->0, SRTP with ESRTPS), the PRQ's implicit ones
+//   (vtd §4.7) and the invalidation queue's commands (rtl/inv_queue.sv, vtd §4). A generation count
+//   taken at dispatch drops the IOTLB fill of any request dispatched before an invalidation. A wait
+//   descriptor completes only after the drain: new TLPs are held at s_axis_rx (between TLPs) until
+//   everything received before has finished with memory (and page requests are in the PRQ).
 // * TES / root table address / TTM reach pasid_lookup only when the front end is empty (drain).
 module iommu_top
   import iommu_pkg::*;
@@ -50,11 +53,12 @@ module iommu_top
   import dma_pkg::*;
   import fault_info_pkg::*;
   import prq_pkg::*;
+  import inv_queue_pkg::*;
 #(
   parameter iommu_cfg_t CFG = IOMMU_CFG_DEFAULT,
   localparam int unsigned DW      = CFG.data_w,
   localparam int unsigned DMA_ID_W = 4,
-  localparam int unsigned TBL_ID_W = 6     // 4 bits per block + 2 bits of the block's index (axi_mux)
+  localparam int unsigned TBL_ID_W = 7     // 4 bits per block + 3 bits of the block's index (axi_mux)
 ) (
   input  logic                  clk_i,
   input  logic                  rst_ni,
@@ -328,6 +332,10 @@ module iommu_top
   prq_status_e  prq_set;
   logic         prq_set_valid, prq_set_ready;
   pqt_hw2reg_t  prq_pqt;
+  iq_status_e     iq_set;
+  logic           iq_set_valid, iq_set_ready;
+  iqh_hw2reg_t    iq_iqh;
+  iqercd_hw2reg_t iq_iqercd;
 
   logic [BLK_ID_W-1:0] ctrl_awid;
   logic [63:0]  ctrl_awaddr;
@@ -368,16 +376,14 @@ module iommu_top
     .fault_i         (flt),
     .fault_valid_i   (flt_valid),
     .fault_ready_o   (flt_ready),
-    .iq_set_i        (IQ_SET_IQE),   // no invalidation queue yet (issue 4)
-    .iq_set_valid_i  (1'b0),
-    /* verilator lint_off PINCONNECTEMPTY */  // nothing sets invalidation-queue status bits yet (issue 4)
-    .iq_set_ready_o  (),
-    /* verilator lint_on PINCONNECTEMPTY */
+    .iq_set_i        (iq_set),
+    .iq_set_valid_i  (iq_set_valid),
+    .iq_set_ready_o  (iq_set_ready),
     .prq_set_i       (prq_set),
     .prq_set_valid_i (prq_set_valid),
     .prq_set_ready_o (prq_set_ready),
-    .iq_iqh_i        ('0),
-    .iq_iqercd_i     ('0),
+    .iq_iqh_i        (iq_iqh),
+    .iq_iqercd_i     (iq_iqercd),
     .prq_pqt_i       (prq_pqt),
     .root_rta_o      (root_rta),
     .root_ttm_o      (root_ttm),
@@ -414,14 +420,23 @@ module iommu_top
   logic [DW-1:0]   pl_tdata;
   logic [DW/8-1:0] pl_tkeep;
   logic            pl_tvalid, pl_tlast, pl_tuser, pl_tready;
+  logic            rx_gate, rx_ready, rx_mid_q, parser_idle;
+
+  // While an invalidation wait drains (below), no new TLP is taken: the gate closes between TLPs only
+  assign s_axis_rx_tready = rx_ready && !rx_gate;
+
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni)                                  rx_mid_q <= 1'b0;
+    else if (s_axis_rx_tvalid && s_axis_rx_tready) rx_mid_q <= !s_axis_rx_tlast;
+  end
 
   tlp_rx_parser #(.DATA_W(DW)) u_parser (
     .clk_i, .rst_ni,
     .s_axis_tdata  (s_axis_rx_tdata),
     .s_axis_tkeep  (s_axis_rx_tkeep),
-    .s_axis_tvalid (s_axis_rx_tvalid),
+    .s_axis_tvalid (s_axis_rx_tvalid && !rx_gate),
     .s_axis_tlast  (s_axis_rx_tlast),
-    .s_axis_tready (s_axis_rx_tready),
+    .s_axis_tready (rx_ready),
     .hdr_o         (hdr),
     .hdr_valid_o   (hdr_valid),
     .hdr_ready_i   (hdr_ready),
@@ -430,7 +445,8 @@ module iommu_top
     .m_axis_tvalid (pl_tvalid),
     .m_axis_tlast  (pl_tlast),
     .m_axis_tuser  (pl_tuser),
-    .m_axis_tready (pl_tready)
+    .m_axis_tready (pl_tready),
+    .idle_o        (parser_idle)
   );
 
   // signals used before the stage that drives them
@@ -441,6 +457,8 @@ module iommu_top
   logic              prq_inv_valid, prq_inv_ready;   // the PRQ's implicit invalidation is taken
   logic [CRED_W-1:0] tlb_credit_q;
   logic              tlb_lkup_ready;                 // the IOTLB takes a lookup (at dispatch)
+  logic              inv_taken;                      // a cache accepts an invalidation (any source)
+  logic              iq_cpl_ready;                   // the invalidation queue's completion FIFO has room
 
   // ---------------------------------------------------------------------------------------------
   // Payload verdicts, in TLP order: the parser knows whether a payload matched its Length only at its
@@ -487,7 +505,7 @@ module iommu_top
         rta_q <= root_rta;
         ttm_q <= root_ttm;
       end
-      if (inv_all || (prq_inv_valid && prq_inv_ready)) gen_q <= gen_q + 8'd1;
+      if (inv_taken) gen_q <= gen_q + 8'd1;
     end
   end
 
@@ -552,9 +570,12 @@ module iommu_top
           end
         end
         TLP_MSG: begin
-          // page requests go to the PRQ (vtd §5.2) after the lookup; other messages are dropped
-          // (ATS invalidation completions are the invalidation queue's, not built yet)
-          if (hdr.msg_code == MSG_PAGE_REQ && !other_pfx) dx.act = ACT_PRQ;
+          // page requests go to the PRQ (vtd §5.2) after the lookup; ATS Invalidate Completions to
+          // the invalidation queue at once (d_iq; the record itself is dropped); every other message
+          // is dropped, and so is a known code with a routing other than its own (models.tlp.decode:
+          // MessageCodeError, malformed)
+          if (hdr.msg_code == MSG_PAGE_REQ && {hdr.fmt, hdr.tlp_type} == 8'h30 && !other_pfx)
+            dx.act = ACT_PRQ;
         end
         default: ;  // completions: dropped
       endcase
@@ -578,12 +599,14 @@ module iommu_top
     if (dx.act == ACT_PRQ) dpl.kind = PL_PAGE_REQ;
   end
 
-  logic d_prq, prq_hdr_ready;
+  logic d_prq, d_iq, prq_hdr_ready;
   assign d_prq     = dx.act == ACT_PRQ;
+  assign d_iq      = hdr.err == TLP_OK && hdr.kind == TLP_MSG && hdr.msg_code == MSG_ATS_INV_CPL
+                     && {hdr.fmt, hdr.tlp_type} == 8'h32 && hdr.pfx_cnt == '0;
   // d_go: everything but the lookup's and the IOTLB's readiness; a payload TLP waits for its verdict
   logic d_go;
-  assign d_go      = (!d_prq || prq_hdr_ready) && (!dx.has_payload || vq_valid) && !cfg_change
-                     && tlb_credit_q != '0;
+  assign d_go      = (!d_prq || prq_hdr_ready) && (!d_iq || iq_cpl_ready) && (!dx.has_payload || vq_valid)
+                     && !cfg_change && tlb_credit_q != '0;
   assign hdr_ready = tlb_lkup_ready && (!d_lookup || pl_req_ready) && d_go;
   assign d_fire    = hdr_valid && hdr_ready;
 
@@ -600,6 +623,8 @@ module iommu_top
   /* verilator lint_on UNUSEDSIGNAL */
   logic    pl_rsp_valid, pl_rsp_ready;
   logic    pl_cc_inv_valid, pl_cc_inv_ready, pl_pc_inv_valid, pl_pc_inv_ready;
+  pl_cc_inv_t pl_cc_inv;
+  pl_pc_inv_t pl_pc_inv;
 
   logic [BLK_ID_W-1:0] pl_awid, pl_arid, pl_bid, pl_rid;
   logic [63:0]  pl_awaddr, pl_araddr;
@@ -637,10 +662,10 @@ module iommu_top
     /* verilator lint_on PINCONNECTEMPTY */
     .rsp_valid_o    (pl_rsp_valid),
     .rsp_ready_i    (pl_rsp_ready),
-    .cc_inv_i       ('{g: 2'b01, sid: '0, fm: '0}),   // global
+    .cc_inv_i       (pl_cc_inv),
     .cc_inv_valid_i (pl_cc_inv_valid),
     .cc_inv_ready_o (pl_cc_inv_ready),
-    .pc_inv_i       ('{g: 2'b11, did: '0, pasid: '0}),  // global
+    .pc_inv_i       (pl_pc_inv),
     .pc_inv_valid_i (pl_pc_inv_valid),
     .pc_inv_ready_o (pl_pc_inv_ready),
     .m_axi_awid (pl_awid), .m_axi_awaddr (pl_awaddr), .m_axi_awlen (pl_awlen), .m_axi_awsize (pl_awsize),
@@ -657,17 +682,31 @@ module iommu_top
   );
 
   // ---------------------------------------------------------------------------------------------
-  // Invalidation (global only, from iommu_ctrl) to the three caches
+  // Invalidation of the three caches, from three sources:
+  // * global (iommu_ctrl inv_all_o: TE 1->0, SRTP with ESRTPS): context cache, PASID cache and IOTLB,
+  //   each as soon as that cache takes it; it goes before the others;
+  // * the PRQ's implicit IOTLB invalidations (vtd §4.7);
+  // * the invalidation queue's commands (cc, pc, IOTLB; vtd §4.3), one at a time in queue order.
+  // The IOTLB takes one invalidation at a time: global, then PRQ, then IQ; its done goes back to the
+  // source that issued it (inv_src_q). Every invalidation taken by any cache advances the generation
+  // count, so no walk that started before it fills the IOTLB (the context/PASID caches guard their
+  // own fetches).
   // ---------------------------------------------------------------------------------------------
+  typedef enum logic [1:0] {INV_SRC_CTRL, INV_SRC_PRQ, INV_SRC_IQ} inv_src_e;
+
   logic cc_pend_q, pc_pend_q, tlb_pend_q;
-  logic tlb_inv_ready, tlb_inv_done_valid;
-  // the PRQ's implicit invalidations (vtd §4.7) share the IOTLB's port; the global one goes first
-  iotlb_inv_t prq_inv;
-  logic       prq_inv_done_ready, inv_by_prq_q;
-  assign prq_inv_ready = tlb_inv_ready && !tlb_pend_q;
-  iotlb_inv_t tlb_inv;
+  logic tlb_inv_ready, tlb_inv_done_valid, tlb_inv_done_ready;
+  iotlb_inv_t prq_inv, iq_tlb_inv, tlb_inv;
+  logic       prq_inv_done_ready, iq_tlb_inv_valid, iq_tlb_inv_ready, iq_tlb_done_ready;
+  pl_cc_inv_t iq_cc_inv;
+  pl_pc_inv_t iq_pc_inv;
+  logic       iq_cc_valid, iq_cc_ready, iq_pc_valid, iq_pc_ready;
+  inv_src_e   inv_src_q;
+
+  assign prq_inv_ready    = tlb_inv_ready && !tlb_pend_q;
+  assign iq_tlb_inv_ready = tlb_inv_ready && !tlb_pend_q && !prq_inv_valid;
   always_comb begin
-    tlb_inv      = prq_inv;
+    tlb_inv = prq_inv_valid ? prq_inv : iq_tlb_inv;
     if (tlb_pend_q) begin
       tlb_inv      = '0;
       tlb_inv.kind = INV_GLOBAL;
@@ -675,13 +714,29 @@ module iommu_top
   end
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
-    if (!rst_ni)                              inv_by_prq_q <= 1'b0;
-    else if (tlb_inv_ready && tlb_pend_q)     inv_by_prq_q <= 1'b0;
-    else if (prq_inv_valid && prq_inv_ready)  inv_by_prq_q <= 1'b1;
+    if (!rst_ni)                                    inv_src_q <= INV_SRC_CTRL;
+    else if (tlb_inv_ready && tlb_pend_q)           inv_src_q <= INV_SRC_CTRL;
+    else if (prq_inv_valid && prq_inv_ready)        inv_src_q <= INV_SRC_PRQ;
+    else if (iq_tlb_inv_valid && iq_tlb_inv_ready)  inv_src_q <= INV_SRC_IQ;
   end
 
-  assign pl_cc_inv_valid = cc_pend_q;
-  assign pl_pc_inv_valid = pc_pend_q;
+  always_comb begin
+    unique case (inv_src_q)
+      INV_SRC_PRQ: tlb_inv_done_ready = prq_inv_done_ready;
+      INV_SRC_IQ:  tlb_inv_done_ready = iq_tlb_done_ready;
+      default:     tlb_inv_done_ready = 1'b1;   // nobody waits for the global one
+    endcase
+  end
+
+  assign pl_cc_inv_valid = cc_pend_q || iq_cc_valid;
+  assign pl_cc_inv       = cc_pend_q ? '{g: 2'b01, sid: '0, fm: '0} : iq_cc_inv;    // 01: global
+  assign iq_cc_ready     = pl_cc_inv_ready && !cc_pend_q;
+  assign pl_pc_inv_valid = pc_pend_q || iq_pc_valid;
+  assign pl_pc_inv       = pc_pend_q ? '{g: 2'b11, did: '0, pasid: '0} : iq_pc_inv;  // 11: global
+  assign iq_pc_ready     = pl_pc_inv_ready && !pc_pend_q;
+
+  assign inv_taken = inv_all || (pl_cc_inv_valid && pl_cc_inv_ready) || (pl_pc_inv_valid && pl_pc_inv_ready)
+                     || ((tlb_pend_q || prq_inv_valid || iq_tlb_inv_valid) && tlb_inv_ready);
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
@@ -778,11 +833,11 @@ module iommu_top
     .fill_valid_i     (fill_valid),
     .fill_ready_o     (fill_ready),
     .fill_i           (fill_e),
-    .inv_valid_i      (tlb_pend_q || prq_inv_valid),
+    .inv_valid_i      (tlb_pend_q || prq_inv_valid || iq_tlb_inv_valid),
     .inv_ready_o      (tlb_inv_ready),
     .inv_i            (tlb_inv),
     .inv_done_valid_o (tlb_inv_done_valid),
-    .inv_done_ready_i (!inv_by_prq_q || prq_inv_done_ready)
+    .inv_done_ready_i (tlb_inv_done_ready)
   );
 
   // ---------------------------------------------------------------------------------------------
@@ -1169,6 +1224,7 @@ module iommu_top
   rdq_t    rdq_in, rdq_head;
   logic    rdq_valid, rdq_go, rd_req_ready, rdq_fifo_ready, rd_direct, rd_valid;
   rd_req_t rd_req;
+  logic    rd_idle;
   logic        wr_behind;
 
   always_comb begin
@@ -1217,8 +1273,9 @@ module iommu_top
   assign wr_behind = behind(wr_done_q, rdq_head.wr_before);
   assign rdq_go    = rdq_valid && !wr_behind;
 
-  // transmit sources: 0 dma_rd completions, 1 ATS translation completions, 2 PRQ automatic responses
-  localparam int unsigned NTX = 3;
+  // transmit sources: 0 dma_rd completions, 1 ATS translation completions, 2 PRQ automatic responses,
+  // 3 invalidation queue (ATS Invalidate Requests, PRG responses)
+  localparam int unsigned NTX = 4;
   tx_hdr_t [NTX-1:0]          tx_hdr;
   logic [NTX-1:0]             tx_hdr_valid, tx_hdr_ready;
   logic [NTX-1:0][DW-1:0]     tx_tdata;
@@ -1262,7 +1319,8 @@ module iommu_top
     .m_axis_cpl_tkeep  (tx_tkeep[0]),
     .m_axis_cpl_tvalid (tx_tvalid[0]),
     .m_axis_cpl_tlast  (tx_tlast[0]),
-    .m_axis_cpl_tready (tx_tready[0])
+    .m_axis_cpl_tready (tx_tready[0]),
+    .idle_o            (rd_idle)
   );
 
   // ---------------------------------------------------------------------------------------------
@@ -1393,7 +1451,7 @@ module iommu_top
     .inv_o            (prq_inv),
     .inv_valid_o      (prq_inv_valid),
     .inv_ready_i      (prq_inv_ready),
-    .inv_done_valid_i (tlb_inv_done_valid && inv_by_prq_q),
+    .inv_done_valid_i (tlb_inv_done_valid && inv_src_q == INV_SRC_PRQ),
     .inv_done_ready_o (prq_inv_done_ready),
     .tx_hdr_o         (tx_hdr[2]),
     .tx_hdr_valid_o   (tx_hdr_valid[2]),
@@ -1417,9 +1475,115 @@ module iommu_top
   assign tx_tlast[2]  = 1'b0;
 
   // ---------------------------------------------------------------------------------------------
-  // The IOMMU's own AXI accesses: lookup (reads), walker (reads, exclusive pairs), control (MSIs), PRQ (descriptors)
+  // Invalidation queue (vtd §1.10, §4): descriptors from IQA + IQH, cache commands to the mux above,
+  // ATS Invalidate Requests and PRG responses to tlp_tx, ATS Invalidate Completions from dispatch (a
+  // FIFO, in TLP order), status writes through the table port.
+  //
+  // Drain (vtd.md §4.3: after the next wait completes no request may use an invalidated translation;
+  // §4.4 PD). A wait completes only after drain_ack: the rx input is closed between TLPs (rx_gate)
+  // and everything taken before is worked off: parser empty, nothing between dispatch and resolve,
+  // no walk, execute empty, no read waiting or reading memory (dma_rd idle), every write's B
+  // response in (dma_wr done count), no ATS completion waiting, the PRQ idle (a page request's
+  // descriptor is visible once the PRQ is back to idle) and no completion left for the IQ. So a PD
+  // wait's prq_drained_i is the same condition. The gate opens again once the wait moves on; traffic
+  // stops for the drain's duration (about the pipeline's latency, longer under walks).
   // ---------------------------------------------------------------------------------------------
-  localparam int unsigned NM = 4;
+  tlp_hdr_t iq_cpl;
+  logic     iq_cpl_valid, iq_cpl_in_ready, iq_drain_req, pipe_idle, drain_ack;
+
+  sync_fifo #(.WIDTH($bits(tlp_hdr_t)), .DEPTH(2)) u_iq_cpl (
+    .clk_i, .rst_ni,
+    .data_i  (hdr),
+    .valid_i (d_fire && d_iq),
+    .ready_o (iq_cpl_ready),
+    .data_o  (iq_cpl),
+    .valid_o (iq_cpl_valid),
+    .ready_i (iq_cpl_in_ready),
+    /* verilator lint_off PINCONNECTEMPTY */  // valid_o says it
+    .empty_o ()
+    /* verilator lint_on PINCONNECTEMPTY */
+  );
+
+  assign pipe_idle = parser_idle && !vq_valid && front_empty && wt_busy_q == '0 && !x_valid_q && !rdq_valid
+                     && rd_idle && wr_done_q == wr_disp_q && !ats_hdr_q && prq_ready && !prq_hdr_valid
+                     && !iq_cpl_valid;
+  assign rx_gate   = iq_drain_req && !rx_mid_q;
+  assign drain_ack = rx_gate && pipe_idle;
+
+  logic [BLK_ID_W-1:0] iq_awid, iq_bid, iq_arid, iq_rid;
+  logic [63:0]  iq_awaddr, iq_araddr;
+  logic [7:0]   iq_awlen, iq_arlen;
+  logic [2:0]   iq_awsize, iq_awprot, iq_arsize, iq_arprot;
+  logic [1:0]   iq_awburst, iq_bresp, iq_arburst, iq_rresp;
+  logic         iq_awlock, iq_awvalid, iq_awready, iq_wlast, iq_wvalid, iq_wready, iq_bvalid, iq_bready;
+  logic         iq_arlock, iq_arvalid, iq_arready, iq_rlast, iq_rvalid, iq_rready;
+  logic [3:0]   iq_awcache, iq_awqos, iq_arcache, iq_arqos;
+  logic [DW-1:0] iq_wdata, iq_rdata;
+  logic [DW/8-1:0] iq_wstrb;
+
+  inv_queue #(
+    .AXI_DATA_W     (DW),
+    .AXI_ID_W       (BLK_ID_W),
+    .TLP_DATA_W     (DW),
+    .HAW            (HAW),
+    .IOMMU_RID      (CFG.iommu_rid),
+    .TIMEOUT_CYCLES (CFG.iq_timeout),
+    .WAIT_SLOTS     (CFG.iq_wait_slots)
+  ) u_iq (
+    .clk_i, .rst_ni,
+    .reg2hw_i               (reg2hw),
+    .root_ttm_i             (root_ttm),
+    .iq_set_o               (iq_set),
+    .iq_set_valid_o         (iq_set_valid),
+    .iq_set_ready_i         (iq_set_ready),
+    .iq_iqh_o               (iq_iqh),
+    .iq_iqercd_o            (iq_iqercd),
+    .cc_inv_o               (iq_cc_inv),
+    .cc_inv_valid_o         (iq_cc_valid),
+    .cc_inv_ready_i         (iq_cc_ready),
+    .pc_inv_o               (iq_pc_inv),
+    .pc_inv_valid_o         (iq_pc_valid),
+    .pc_inv_ready_i         (iq_pc_ready),
+    .iotlb_inv_o            (iq_tlb_inv),
+    .iotlb_inv_valid_o      (iq_tlb_inv_valid),
+    .iotlb_inv_ready_i      (iq_tlb_inv_ready),
+    .iotlb_inv_done_valid_i (tlb_inv_done_valid && inv_src_q == INV_SRC_IQ),
+    .iotlb_inv_done_ready_o (iq_tlb_done_ready),
+    .tx_hdr_o               (tx_hdr[3]),
+    .tx_hdr_valid_o         (tx_hdr_valid[3]),
+    .tx_hdr_ready_i         (tx_hdr_ready[3]),
+    .m_axis_tx_tdata        (tx_tdata[3]),
+    .m_axis_tx_tkeep        (tx_tkeep[3]),
+    .m_axis_tx_tvalid       (tx_tvalid[3]),
+    .m_axis_tx_tlast        (tx_tlast[3]),
+    .m_axis_tx_tready       (tx_tready[3]),
+    .cpl_i                  (iq_cpl),
+    .cpl_valid_i            (iq_cpl_valid),
+    .cpl_ready_o            (iq_cpl_in_ready),
+    .prq_drained_i          (drain_ack),
+    .drain_req_o            (iq_drain_req),
+    .drain_ack_i            (drain_ack),
+    /* verilator lint_off PINCONNECTEMPTY */  // for the block's own tests
+    .idle_o                 (),
+    /* verilator lint_on PINCONNECTEMPTY */
+    .m_axi_awid (iq_awid), .m_axi_awaddr (iq_awaddr), .m_axi_awlen (iq_awlen), .m_axi_awsize (iq_awsize),
+    .m_axi_awburst (iq_awburst), .m_axi_awlock (iq_awlock), .m_axi_awcache (iq_awcache),
+    .m_axi_awprot (iq_awprot), .m_axi_awqos (iq_awqos), .m_axi_awvalid (iq_awvalid),
+    .m_axi_awready (iq_awready), .m_axi_wdata (iq_wdata), .m_axi_wstrb (iq_wstrb), .m_axi_wlast (iq_wlast),
+    .m_axi_wvalid (iq_wvalid), .m_axi_wready (iq_wready), .m_axi_bid (iq_bid), .m_axi_bresp (iq_bresp),
+    .m_axi_bvalid (iq_bvalid), .m_axi_bready (iq_bready),
+    .m_axi_arid (iq_arid), .m_axi_araddr (iq_araddr), .m_axi_arlen (iq_arlen), .m_axi_arsize (iq_arsize),
+    .m_axi_arburst (iq_arburst), .m_axi_arlock (iq_arlock), .m_axi_arcache (iq_arcache),
+    .m_axi_arprot (iq_arprot), .m_axi_arqos (iq_arqos), .m_axi_arvalid (iq_arvalid),
+    .m_axi_arready (iq_arready), .m_axi_rid (iq_rid), .m_axi_rdata (iq_rdata), .m_axi_rresp (iq_rresp),
+    .m_axi_rlast (iq_rlast), .m_axi_rvalid (iq_rvalid), .m_axi_rready (iq_rready)
+  );
+
+  // ---------------------------------------------------------------------------------------------
+  // The IOMMU's own AXI accesses: lookup (reads), walker (reads, exclusive pairs), control (MSIs), PRQ
+  // (descriptors), invalidation queue (descriptors, status writes)
+  // ---------------------------------------------------------------------------------------------
+  localparam int unsigned NM = 5;
 
   // the control block only writes: its row's read channels are idle
   logic                ctrl_arready_unused, ctrl_rlast_unused, ctrl_rvalid_unused;
@@ -1433,43 +1597,43 @@ module iommu_top
     .DATA_W (DW)
   ) u_tbl_mux (
     .clk_i, .rst_ni,
-    .s_axi_awid    ({prq_awid, ctrl_awid,    fw_awid,    pl_awid}),
-    .s_axi_awaddr  ({prq_awaddr, ctrl_awaddr,  fw_awaddr,  pl_awaddr}),
-    .s_axi_awlen   ({prq_awlen, ctrl_awlen,   fw_awlen,   pl_awlen}),
-    .s_axi_awsize  ({prq_awsize, ctrl_awsize,  fw_awsize,  pl_awsize}),
-    .s_axi_awburst ({prq_awburst, ctrl_awburst, fw_awburst, pl_awburst}),
-    .s_axi_awlock  ({prq_awlock, ctrl_awlock,  fw_awlock,  pl_awlock}),
-    .s_axi_awcache ({prq_awcache, ctrl_awcache, fw_awcache, pl_awcache}),
-    .s_axi_awprot  ({prq_awprot, ctrl_awprot,  fw_awprot,  pl_awprot}),
-    .s_axi_awqos   ({prq_awqos, ctrl_awqos,   fw_awqos,   pl_awqos}),
-    .s_axi_awvalid ({prq_awvalid, ctrl_awvalid, fw_awvalid, pl_awvalid}),
-    .s_axi_awready ({prq_awready, ctrl_awready, fw_awready, pl_awready}),
-    .s_axi_wdata   ({prq_wdata, ctrl_wdata,   fw_wdata,   pl_wdata}),
-    .s_axi_wstrb   ({prq_wstrb, ctrl_wstrb,   fw_wstrb,   pl_wstrb}),
-    .s_axi_wlast   ({prq_wlast, ctrl_wlast,   fw_wlast,   pl_wlast}),
-    .s_axi_wvalid  ({prq_wvalid, ctrl_wvalid,  fw_wvalid,  pl_wvalid}),
-    .s_axi_wready  ({prq_wready, ctrl_wready,  fw_wready,  pl_wready}),
-    .s_axi_bid     ({prq_bid, ctrl_bid,     fw_bid,     pl_bid}),
-    .s_axi_bresp   ({prq_bresp, ctrl_bresp,   fw_bresp,   pl_bresp}),
-    .s_axi_bvalid  ({prq_bvalid, ctrl_bvalid,  fw_bvalid,  pl_bvalid}),
-    .s_axi_bready  ({prq_bready, ctrl_bready,  fw_bready,  pl_bready}),
-    .s_axi_arid    ({BLK_ID_W'(0), BLK_ID_W'(0), fw_arid,    pl_arid}),
-    .s_axi_araddr  ({64'h0, 64'h0,        fw_araddr,  pl_araddr}),
-    .s_axi_arlen   ({8'h0, 8'h0,         fw_arlen,   pl_arlen}),
-    .s_axi_arsize  ({3'h0, 3'h0,         fw_arsize,  pl_arsize}),
-    .s_axi_arburst ({2'h0, 2'h0,         fw_arburst, pl_arburst}),
-    .s_axi_arlock  ({1'b0, 1'b0,         fw_arlock,  pl_arlock}),
-    .s_axi_arcache ({4'h0, 4'h0,         fw_arcache, pl_arcache}),
-    .s_axi_arprot  ({3'h0, 3'h0,         fw_arprot,  pl_arprot}),
-    .s_axi_arqos   ({4'h0, 4'h0,         fw_arqos,   pl_arqos}),
-    .s_axi_arvalid ({1'b0, 1'b0,         fw_arvalid, pl_arvalid}),
-    .s_axi_arready ({prq_arready_unused, ctrl_arready_unused, fw_arready, pl_arready}),
-    .s_axi_rid     ({prq_rid_unused, ctrl_rid_unused,     fw_rid,     pl_rid}),
-    .s_axi_rdata   ({prq_rdata_unused, ctrl_rdata_unused,   fw_rdata,   pl_rdata}),
-    .s_axi_rresp   ({prq_rresp_unused, ctrl_rresp_unused,   fw_rresp,   pl_rresp}),
-    .s_axi_rlast   ({prq_rlast_unused, ctrl_rlast_unused,   fw_rlast,   pl_rlast}),
-    .s_axi_rvalid  ({prq_rvalid_unused, ctrl_rvalid_unused,  fw_rvalid,  pl_rvalid}),
-    .s_axi_rready  ({1'b1, 1'b1,                fw_rready,  pl_rready}),
+    .s_axi_awid    ({iq_awid, prq_awid, ctrl_awid, fw_awid, pl_awid}),
+    .s_axi_awaddr  ({iq_awaddr, prq_awaddr, ctrl_awaddr, fw_awaddr, pl_awaddr}),
+    .s_axi_awlen   ({iq_awlen, prq_awlen, ctrl_awlen, fw_awlen, pl_awlen}),
+    .s_axi_awsize  ({iq_awsize, prq_awsize, ctrl_awsize, fw_awsize, pl_awsize}),
+    .s_axi_awburst ({iq_awburst, prq_awburst, ctrl_awburst, fw_awburst, pl_awburst}),
+    .s_axi_awlock  ({iq_awlock, prq_awlock, ctrl_awlock, fw_awlock, pl_awlock}),
+    .s_axi_awcache ({iq_awcache, prq_awcache, ctrl_awcache, fw_awcache, pl_awcache}),
+    .s_axi_awprot  ({iq_awprot, prq_awprot, ctrl_awprot, fw_awprot, pl_awprot}),
+    .s_axi_awqos   ({iq_awqos, prq_awqos, ctrl_awqos, fw_awqos, pl_awqos}),
+    .s_axi_awvalid ({iq_awvalid, prq_awvalid, ctrl_awvalid, fw_awvalid, pl_awvalid}),
+    .s_axi_awready ({iq_awready, prq_awready, ctrl_awready, fw_awready, pl_awready}),
+    .s_axi_wdata   ({iq_wdata, prq_wdata, ctrl_wdata, fw_wdata, pl_wdata}),
+    .s_axi_wstrb   ({iq_wstrb, prq_wstrb, ctrl_wstrb, fw_wstrb, pl_wstrb}),
+    .s_axi_wlast   ({iq_wlast, prq_wlast, ctrl_wlast, fw_wlast, pl_wlast}),
+    .s_axi_wvalid  ({iq_wvalid, prq_wvalid, ctrl_wvalid, fw_wvalid, pl_wvalid}),
+    .s_axi_wready  ({iq_wready, prq_wready, ctrl_wready, fw_wready, pl_wready}),
+    .s_axi_bid     ({iq_bid, prq_bid, ctrl_bid, fw_bid, pl_bid}),
+    .s_axi_bresp   ({iq_bresp, prq_bresp, ctrl_bresp, fw_bresp, pl_bresp}),
+    .s_axi_bvalid  ({iq_bvalid, prq_bvalid, ctrl_bvalid, fw_bvalid, pl_bvalid}),
+    .s_axi_bready  ({iq_bready, prq_bready, ctrl_bready, fw_bready, pl_bready}),
+    .s_axi_arid    ({iq_arid, BLK_ID_W'(0), BLK_ID_W'(0), fw_arid, pl_arid}),
+    .s_axi_araddr  ({iq_araddr, 64'h0, 64'h0, fw_araddr, pl_araddr}),
+    .s_axi_arlen   ({iq_arlen, 8'h0, 8'h0, fw_arlen, pl_arlen}),
+    .s_axi_arsize  ({iq_arsize, 3'h0, 3'h0, fw_arsize, pl_arsize}),
+    .s_axi_arburst ({iq_arburst, 2'h0, 2'h0, fw_arburst, pl_arburst}),
+    .s_axi_arlock  ({iq_arlock, 1'b0, 1'b0, fw_arlock, pl_arlock}),
+    .s_axi_arcache ({iq_arcache, 4'h0, 4'h0, fw_arcache, pl_arcache}),
+    .s_axi_arprot  ({iq_arprot, 3'h0, 3'h0, fw_arprot, pl_arprot}),
+    .s_axi_arqos   ({iq_arqos, 4'h0, 4'h0, fw_arqos, pl_arqos}),
+    .s_axi_arvalid ({iq_arvalid, 1'b0, 1'b0, fw_arvalid, pl_arvalid}),
+    .s_axi_arready ({iq_arready, prq_arready_unused, ctrl_arready_unused, fw_arready, pl_arready}),
+    .s_axi_rid     ({iq_rid, prq_rid_unused, ctrl_rid_unused, fw_rid, pl_rid}),
+    .s_axi_rdata   ({iq_rdata, prq_rdata_unused, ctrl_rdata_unused, fw_rdata, pl_rdata}),
+    .s_axi_rresp   ({iq_rresp, prq_rresp_unused, ctrl_rresp_unused, fw_rresp, pl_rresp}),
+    .s_axi_rlast   ({iq_rlast, prq_rlast_unused, ctrl_rlast_unused, fw_rlast, pl_rlast}),
+    .s_axi_rvalid  ({iq_rvalid, prq_rvalid_unused, ctrl_rvalid_unused, fw_rvalid, pl_rvalid}),
+    .s_axi_rready  ({iq_rready, 1'b1, 1'b1, fw_rready, pl_rready}),
     .m_axi_awid    (m_axi_tbl_awid),
     .m_axi_awaddr  (m_axi_tbl_awaddr),
     .m_axi_awlen   (m_axi_tbl_awlen),

@@ -38,7 +38,8 @@ module tlp_rx_parser
   output logic              m_axis_tvalid,
   output logic              m_axis_tlast,
   output logic              m_axis_tuser,   // on the last beat: payload length did not match the header
-  input  logic              m_axis_tready
+  input  logic              m_axis_tready,
+  output logic              idle_o          // between TLPs, nothing held: every beat taken has left
 );
 
   localparam int BYTES = DATA_W / 8;
@@ -236,6 +237,7 @@ module tlp_rx_parser
     endcase
   end
   assign s_fire = s_axis_tvalid && s_axis_tready;
+  assign idle_o = state_q == ST_HEAD && !hdr_valid_o && !m_axis_tvalid;
 
   // payload bytes shift..shift+BYTES-1 of {new beat, held beat}
   logic [2*DATA_W-1:0]  cat_data;

@@ -16,11 +16,13 @@ import functools
 import random
 
 import cocotb
-from cocotb.triggers import ClockCycles
+from cocotb.triggers import ClockCycles, RisingEdge
 
 from models import tlp as T
 from models.paging import FsEntry, is_canonical
-from models.vtd import PROFILE, REGISTERS, ContextEntry, PasidDirEntry, PasidEntry, Pgtt, RootEntry
+from models.vtd import (PROFILE, REGISTERS, CcInvDesc, ContextEntry, DevTlbInvDesc, InvWaitDesc, IotlbInvDesc,
+                        PageGroupResponseDescriptor, PasidDirEntry, PasidEntry, PcInvDesc, PDevTlbInvDesc, Pgtt,
+                        PIotlbInvDesc, RootEntry)
 from tb.cocotb_tlp_parser import mutate, random_tlp
 from tb.iommu_env import G1, K4, M2, IommuEnv, IommuStats, Knobs, Space, count
 
@@ -1045,3 +1047,211 @@ async def iommu_page_requests(env: IommuEnv):
     await drain()
     for i in range(6):
         await env.send(request(rids[1], None, 1, 100 + i), "page request after software drained the queue")
+
+
+class InvQueue:
+    """Software's side of the invalidation queue (vtd §1.10, §4): one 4 KiB queue of 256-bit
+    descriptors; ``submit`` writes descriptors at the tail (CPU writes: both memories) and moves IQT,
+    which the model acts on at once and the DUT when it fetches."""
+
+    def __init__(self, env: IommuEnv):
+        self.env = env
+        self.base = env.data_pages(K4)
+        self.status = env.data_pages(K4)     # status words of wait descriptors
+        self.tail = 0
+        self.serial = 0
+
+    async def start(self) -> None:
+        env = self.env
+        msi = env.data_pages(K4)
+        for name, value in (("FEDATA", 0x4455), ("FEADDR", msi | 0x40), ("FECTL", 0),
+                            ("IEDATA", 0x6677), ("IEADDR", msi | 0x80), ("IECTL", 0),
+                            ("IQA", self.base | 1 << REGISTERS["IQA"].field("dw").lo), ("IQT", 0)):
+            await env.reg_write(name, value)
+        await env.gcmd("qie")
+
+    def put(self, *descs) -> None:
+        for d in descs:
+            self.env.ref.write(self.base + self.tail, d.to_bytes())
+            self.tail = (self.tail + 32) % K4
+
+    async def submit(self, *descs) -> None:
+        self.put(*descs)
+        await self.env.reg_write("IQT", self.tail)
+
+    def wait(self, **fields) -> InvWaitDesc:
+        """An inv_wait_dsc with a status write (SW=1) to a fresh word, unless ``fields`` say otherwise."""
+        self.serial += 1
+        fields = {"sw": 1, "status_data": 0x1000 + self.serial,
+                  "status_addr": (self.status + 4 * (self.serial % 1024)) >> 2, **fields}
+        return InvWaitDesc(**fields)
+
+
+@iommu_test()
+async def iommu_inv_queue(env: IommuEnv):
+    """The invalidation queue through the whole IOMMU (rtl/inv_queue.sv in iommu_top): every descriptor
+    type scalable mode uses, and each cache command proven by a translation that changed in memory and
+    must not be served from the cache after the wait (the model walks afresh, so a stale hit is a
+    mismatch): page-selective and PASID-selective PASID-based IOTLB invalidation, PASID-cache
+    invalidation after a PASID entry moved to another address space, context-cache invalidation of one
+    device; device-TLB invalidations (with and without PASID) whose wait completes only once the
+    devices answered (ITags from the model), the invalidation-completion MSI (IWC), page group
+    responses with and without PASID, a bad descriptor (IQE, IQERCD, fault MSI) fixed by software, and
+    a bogus ATS Invalidate Completion (ICE)."""
+    sp, sp2 = env.new_space(4), env.new_space(4)
+    va = 0x5000_0000
+    for k in range(3):
+        env.map(sp, va + k * K4, K4, hot=1)
+        env.map(sp2, va + k * K4, K4, hot=1)
+    a, b = 0x0100, 0x0208
+    env.device(a)
+    env.device(b)
+    env.bind(a, 7, sp)
+    env.bind(b, 7, sp)
+    env.bind(b, 9, sp2)
+    await env.invalidate()
+    iq = InvQueue(env)
+    await iq.start()
+
+    async def touch(rid: int, pasid: int, pages=range(3)) -> None:
+        for k in pages:
+            await env.mrd(rid, va + k * K4 + 0x40, 4, pasid=pasid)
+        await env.quiesce(registers=False)
+
+    # fill the IOTLB, unmap one page: a page-selective p_iotlb_inv_dsc + wait, then the page faults
+    await touch(a, 7)
+    await touch(b, 7)
+    sp.mm.unmap(va + K4)
+    await iq.submit(PIotlbInvDesc(g=0b11, did=sp.did, pasid=7, addr=(va + K4) >> 12, am=0), iq.wait())
+    await env.quiesce()
+    await touch(a, 7)
+    # a 2-page range (AM=1) for PASID 7 only: PASID 9 of b keeps its own translations
+    sp.mm.unmap(va)
+    sp.mm.unmap(va + 2 * K4)
+    env.map(sp, va, K4, hot=1)
+    await touch(b, 9)
+    await iq.submit(PIotlbInvDesc(g=0b11, did=sp.did, pasid=7, addr=va >> 12, am=1),
+                    PIotlbInvDesc(g=0b11, did=sp.did, pasid=7, addr=(va + 2 * K4) >> 12, am=0),
+                    iq.wait(if_=1))
+    await env.quiesce()
+    await touch(a, 7)
+    await touch(b, 9)
+
+    # the PASID entry of (a, 7) moves to sp2: PASID-cache + PASID-selective IOTLB invalidation
+    env.bind(a, 7, sp2)
+    await iq.submit(PcInvDesc(g=0b01, did=sp.did, pasid=7), PIotlbInvDesc(g=0b10, did=sp.did, pasid=7),
+                    iq.wait(fn=1))
+    await env.quiesce()
+    await touch(a, 7)
+    # device b loses its context entry: context-cache invalidation of b (device-selective), then the
+    # PASID cache and IOTLB globally, as software must after a context entry change (vtd §4.3)
+    env.device(b, p=0)
+    await iq.submit(CcInvDesc(g=0b11, sid=b, fm=0), PcInvDesc(g=0b11), IotlbInvDesc(g=0b01), iq.wait())
+    await env.quiesce()
+    await touch(b, 7, pages=[0])
+    env.device(b)
+    env.bind(b, 7, sp)
+    env.bind(b, 9, sp2)
+    await iq.submit(CcInvDesc(g=0b01), PcInvDesc(g=0b11), IotlbInvDesc(g=0b01), iq.wait())
+    await env.quiesce()
+
+    # device-TLB invalidations: the wait behind them completes only when both devices answered
+    await iq.submit(DevTlbInvDesc(sid=a, addr=va >> 12, s=0),
+                    PDevTlbInvDesc(sid=b, pasid=9, addr=(va | 0x1000) >> 12, s=1, gi=0),
+                    iq.wait(if_=1))
+    await env.quiesce()
+    pending = env.model.iq.outstanding
+    if len(pending) != 2:
+        raise AssertionError(f"testbench: expected 2 device-TLB invalidations outstanding, model has {pending}")
+    status_words = env.sb.bytes_matched
+    for itag, sid in sorted(pending.items()):
+        await env.send(T.AtsInvalidateCompletion(requester_id=sid, dest_id=0, itag_vector=1 << itag, cc=1).encode(),
+                       f"ATS Invalidate Completion ITag {itag}")
+        await env.quiesce(registers=False)
+    if env.sb.bytes_matched <= status_words:
+        raise AssertionError("testbench: the wait's status write and MSI were not scored after the completions")
+    # a completion nobody asked for: ICE (and IQERCD.ICESID, a fault event)
+    await env.send(T.AtsInvalidateCompletion(requester_id=a, dest_id=0, itag_vector=1 << 5, cc=1).encode(),
+                   "bogus ATS Invalidate Completion")
+    await env.quiesce()
+    await env.reg_write("FSTS", 1 << REGISTERS["FSTS"].field("ice").lo)
+
+    # page group responses (with PASID: the prefix; without: none), every response code
+    await iq.submit(PageGroupResponseDescriptor(pp=1, rc=0, rid=a, pasid=7, prgi=5),
+                    PageGroupResponseDescriptor(pp=0, rc=1, rid=b, prgi=0x1FF),
+                    PageGroupResponseDescriptor(pp=1, rc=0xF, rid=b, pasid=9, prgi=3), iq.wait())
+    await env.quiesce()
+
+    # a bad descriptor: IQE, IQH stays on it; software rewrites the slot and clears IQE
+    slot = iq.tail
+    bad = InvWaitDesc(sw=1, status_data=1, status_addr=iq.status >> 2)
+    raw = bytearray(bad.to_bytes())
+    raw[0] = (raw[0] & 0xF0) | 0xF                          # type 0x0F: no such descriptor
+    env.ref.write(iq.base + slot, bytes(raw))
+    iq.tail = (iq.tail + 32) % K4
+    await iq.submit(iq.wait())
+    await env.quiesce()
+    if not env.model.field("FSTS", "iqe"):
+        raise AssertionError("testbench: the model did not set IQE for a descriptor of type 0x0F")
+    env.ref.write(iq.base + slot, iq.wait().to_bytes())
+    await env.reg_write("FSTS", 1 << REGISTERS["FSTS"].field("iqe").lo)
+    await env.quiesce()
+
+
+@iommu_test(busy=0.0, latency=(30, 60))
+async def iommu_inv_drain(env: IommuEnv):
+    """A wait descriptor completes only after every request received before it has finished with
+    memory (vtd.md §4.3): long reads are in flight on the DMA port, software writes IQT (during the
+    traffic, which is deterministic here: a wait alone changes no translation), and at the status
+    write's AW handshake no DMA read burst may be outstanding. No back-pressure in this test, so the
+    status write is not held up behind reads that came after the drain. Also: page requests received
+    before a PD=1 wait are in the PRQ before its status write."""
+    sp = env.new_space(4)
+    va = 0x6000_0000
+    env.map(sp, va, M2, hot=8)
+    rid = 0x0100
+    env.device(rid)
+    env.bind(rid, 3, sp)
+    await env.invalidate()
+    iq = InvQueue(env)
+    await iq.start()
+    dut = env.dut
+    state = {"outstanding": 0, "at_iqt": [], "checked": 0}
+    status_words = set()
+
+    async def monitor():
+        while True:
+            await RisingEdge(dut.clk_i)
+            if dut.m_axi_dma_arvalid.value and dut.m_axi_dma_arready.value:
+                state["outstanding"] += 1
+            if dut.m_axi_dma_rvalid.value and dut.m_axi_dma_rready.value and dut.m_axi_dma_rlast.value:
+                state["outstanding"] -= 1
+            if (dut.m_axi_tbl_awvalid.value and dut.m_axi_tbl_awready.value
+                    and int(dut.m_axi_tbl_awaddr.value) in status_words):
+                state["checked"] += 1
+                if state["outstanding"]:
+                    env.sb.fail("a wait's status write left while DMA reads received before it were still "
+                                f"reading memory ({state['outstanding']} bursts)", None, 0, state["outstanding"])
+
+    mon = cocotb.start_soon(monitor())
+    for rounds in range(count(6)):
+        w = iq.wait(pd=rounds % 2)
+        status_words.add(w.status_address)
+        iq.put(w)                                   # the descriptor is written while all is quiet
+        for _ in range(12):
+            n = env.rng.choice([16, 64, 256, 1008])
+            k = env.rng.randrange((K4 - 4 * n) // 64 + 1)
+            await env.mrd(rid, env.rng.choice(sp.hot)[0] + 64 * k, n, pasid=3)
+        await ClockCycles(dut.clk_i, env.rng.randint(0, 40))
+        # the IQT write while the reads are in flight (what env.reg_write does, without its quiet check)
+        state["at_iqt"].append(state["outstanding"])
+        off = REGISTERS["IQT"].offset
+        with env._model(env._origin_for(f"IQT = {iq.tail:#x} during traffic")):
+            env.model.reg_write(off, iq.tail, 4)
+        await env.axil.write(off, iq.tail.to_bytes(4, "little"))
+        await env.quiesce(registers=False)
+        env.sb.check()
+    mon.cancel()
+    if state["checked"] != count(6) or not any(state["at_iqt"]):
+        raise AssertionError(f"testbench: {state['checked']} status writes seen, reads in flight at the IQT "
+                             f"writes {state['at_iqt']}: the drain was never exercised")

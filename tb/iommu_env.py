@@ -703,6 +703,8 @@ class IommuEnv:
         origin = self._origin_for(note or f"register write [{offset:#05x}] = {value:#010x}")
         with self._model(origin):
             self.model.reg_write(offset, value, 4)
+        for x in self.model.take_tx():      # TLPs of its side effects (invalidation queue)
+            self.sb.expect_tlp(x, origin)
         resp = await self._bounded(self.axil.write(offset, value.to_bytes(4, "little")),
                                    f"the AXI-Lite write at {offset:#x}")
         if resp.resp != AxiResp.OKAY:

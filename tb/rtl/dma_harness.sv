@@ -25,6 +25,7 @@ module dma_harness
   input  rd_req_t                 rd_req_i,
   input  logic                    rd_req_valid_i,
   output logic                    rd_req_ready_o,
+  output logic                    rd_idle_o,       // dma_rd idle_o (no memory read outstanding)
 
   input  wr_req_t                 wr_req_i,
   input  logic                    wr_req_valid_i,
@@ -109,7 +110,8 @@ module dma_harness
     .m_axi_rid, .m_axi_rdata, .m_axi_rresp, .m_axi_rlast, .m_axi_rvalid, .m_axi_rready,
     .cpl_hdr_o(cpl_h), .cpl_hdr_valid_o(cpl_h_valid), .cpl_hdr_ready_i(cpl_h_ready),
     .m_axis_cpl_tdata(cpl_tdata), .m_axis_cpl_tkeep(cpl_tkeep), .m_axis_cpl_tvalid(cpl_tvalid),
-    .m_axis_cpl_tlast(cpl_tlast), .m_axis_cpl_tready(cpl_tready)
+    .m_axis_cpl_tlast(cpl_tlast), .m_axis_cpl_tready(cpl_tready),
+    .idle_o(rd_idle_o)
   );
 
   dma_wr #(

@@ -252,7 +252,8 @@ module inv_queue_harness
     .m_axis_tvalid (),
     .m_axis_tlast  (),
     .m_axis_tuser  (),
-    .m_axis_tready (1'b1)
+    .m_axis_tready (1'b1),
+    .idle_o        ()
   );
   /* verilator lint_on PINCONNECTEMPTY */
 

@@ -14,7 +14,8 @@ module iommu_tb
   parameter int unsigned IOTLB_WAYS    = 4,
   parameter int unsigned CTX_ENTRIES   = 8,
   parameter int unsigned PE_ENTRIES    = 16,
-  parameter int unsigned N_WALKS       = 4
+  parameter int unsigned N_WALKS       = 4,
+  parameter int unsigned IQ_TIMEOUT    = 4096   // ATS invalidation timeout, cycles (short for simulation)
 ) (
   input  logic                  clk_i,
   input  logic                  rst_ni,
@@ -90,7 +91,7 @@ module iommu_tb
   output logic                  m_axi_dma_rready,
 
   // host memory: the IOMMU's own accesses (tables, A/D updates, interrupt messages)
-  output logic [5:0]   m_axi_tbl_awid,
+  output logic [6:0]   m_axi_tbl_awid,
   output logic [63:0]           m_axi_tbl_awaddr,
   output logic [7:0]            m_axi_tbl_awlen,
   output logic [2:0]            m_axi_tbl_awsize,
@@ -106,11 +107,11 @@ module iommu_tb
   output logic                  m_axi_tbl_wlast,
   output logic                  m_axi_tbl_wvalid,
   input  logic                  m_axi_tbl_wready,
-  input  logic [5:0]   m_axi_tbl_bid,
+  input  logic [6:0]   m_axi_tbl_bid,
   input  logic [1:0]            m_axi_tbl_bresp,
   input  logic                  m_axi_tbl_bvalid,
   output logic                  m_axi_tbl_bready,
-  output logic [5:0]   m_axi_tbl_arid,
+  output logic [6:0]   m_axi_tbl_arid,
   output logic [63:0]           m_axi_tbl_araddr,
   output logic [7:0]            m_axi_tbl_arlen,
   output logic [2:0]            m_axi_tbl_arsize,
@@ -121,7 +122,7 @@ module iommu_tb
   output logic [3:0]            m_axi_tbl_arqos,
   output logic                  m_axi_tbl_arvalid,
   input  logic                  m_axi_tbl_arready,
-  input  logic [5:0]   m_axi_tbl_rid,
+  input  logic [6:0]   m_axi_tbl_rid,
   input  logic [DATA_W-1:0]         m_axi_tbl_rdata,
   input  logic [1:0]            m_axi_tbl_rresp,
   input  logic                  m_axi_tbl_rlast,
@@ -139,7 +140,9 @@ module iommu_tb
     n_walks:       N_WALKS,
     max_payload:   IOMMU_CFG_DEFAULT.max_payload,
     rcb:           IOMMU_CFG_DEFAULT.rcb,
-    iommu_rid:     IOMMU_CFG_DEFAULT.iommu_rid
+    iommu_rid:     IOMMU_CFG_DEFAULT.iommu_rid,
+    iq_timeout:    IQ_TIMEOUT,
+    iq_wait_slots: IOMMU_CFG_DEFAULT.iq_wait_slots
   };
 
   iommu_top #(.CFG(CFG)) u_top (

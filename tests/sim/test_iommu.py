@@ -26,7 +26,7 @@ SOURCES = _sources()
 SMALL = dict(IOTLB_ENTRIES=4, IOTLB_WAYS=1, N_WALKS=2, CTX_ENTRIES=1, PE_ENTRIES=1)
 TESTS = ["iommu_pages", "iommu_5level", "iommu_faults", "iommu_user_supervisor", "iommu_ad",
          "iommu_frcd_overflow", "iommu_fault_msi", "iommu_ats", "iommu_translated", "iommu_bad_tlps",
-         "iommu_page_requests",
+         "iommu_page_requests", "iommu_inv_queue", "iommu_inv_drain",
          "iommu_random"]
 CASES = [(t, t, {}) for t in TESTS] + [("iommu_random_small", "iommu_random", SMALL)]
 
