@@ -30,7 +30,8 @@
 //   it), so a write of xxCTL that leaves IM = 0 while IP = 1 is that 1->0 transition.
 //   The message (address xxUADDR:xxADDR, data xxDATA, captured when the event is decided) is a
 //   32-bit write on the AXI4 master port; messages leave in the order they were decided, one at a
-//   time (the next AW only after the previous B).
+//   time (the next AW only after the previous B). msg_pending_o is high while one waits or is in
+//   flight: the register page holds reads back meanwhile (step 6: a read pushes earlier interrupts).
 //
 // Status bits of the other blocks: the invalidation queue asks for IQE / ICE / ITE / IWC on
 // iq_set_*, the page request queue for PPR / PRO on prq_set_* (ready/valid; the handshake edge is the
@@ -93,7 +94,8 @@ module iommu_ctrl
   // to the translation path
   output logic [51:0]             root_rta_o,  // root table address bits 63:12, latched by SRTP
   output logic [1:0]              root_ttm_o,  // RTADDR.TTM latched by SRTP
-  output logic                    inv_all_o,   // one-cycle pulse: invalidate every DMA-remapping cache
+  output logic                    inv_all_o,       // one-cycle pulse: invalidate every DMA-remapping cache
+  output logic                    msg_pending_o,   // an interrupt message waits or is in flight
 
   // AXI4 master, write channels: interrupt messages
   output logic [AXI_ID_W-1:0]     m_axi_awid,
@@ -420,7 +422,8 @@ module iommu_ctrl
   logic             head_valid;
   logic [LANE_W-1:0] lane;
 
-  assign head_valid = count_q != '0;
+  assign head_valid    = count_q != '0;
+  assign msg_pending_o = head_valid;
   assign lane       = {msg_addr_q[rd_q][LANE_W-3:0], 2'b00};
 
   assign m_axi_awid    = '0;

@@ -95,6 +95,8 @@ module iommu_regs_ctrl
   reg2hw_t reg2hw;
   hw2reg_t hw2reg;
 
+  logic msg_pending;   // iommu_ctrl has an interrupt message out: reads wait (vtd §1.12 step 6)
+
   iommu_regs u_regs (
     .clk_i,
     .rst_ni,
@@ -115,6 +117,7 @@ module iommu_regs_ctrl
     .s_axil_rresp,
     .s_axil_rvalid,
     .s_axil_rready,
+    .rd_hold_i (msg_pending),
     .reg2hw_o (reg2hw),
     .hw2reg_i (hw2reg)
   );
@@ -143,6 +146,7 @@ module iommu_regs_ctrl
     .root_rta_o,
     .root_ttm_o,
     .inv_all_o,
+    .msg_pending_o   (msg_pending),
     .m_axi_awid,
     .m_axi_awaddr,
     .m_axi_awlen,

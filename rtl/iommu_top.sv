@@ -354,6 +354,8 @@ module iommu_top
   logic [1:0]   ctrl_bresp;
   logic         ctrl_bvalid, ctrl_bready;
 
+  logic msg_pending;   // iommu_ctrl has an interrupt message out: reads wait (vtd §1.12 step 6)
+
   iommu_regs u_regs (
     .clk_i, .rst_ni,
     .s_axil_awaddr, .s_axil_awvalid, .s_axil_awready,
@@ -361,6 +363,7 @@ module iommu_top
     .s_axil_bresp, .s_axil_bvalid, .s_axil_bready,
     .s_axil_araddr, .s_axil_arvalid, .s_axil_arready,
     .s_axil_rdata, .s_axil_rresp, .s_axil_rvalid, .s_axil_rready,
+    .rd_hold_i (msg_pending),
     .reg2hw_o (reg2hw),
     .hw2reg_i (hw2reg)
   );
@@ -388,6 +391,7 @@ module iommu_top
     .root_rta_o      (root_rta),
     .root_ttm_o      (root_ttm),
     .inv_all_o       (inv_all),
+    .msg_pending_o   (msg_pending),
     .m_axi_awid      (ctrl_awid),
     .m_axi_awaddr    (ctrl_awaddr),
     .m_axi_awlen     (ctrl_awlen),

@@ -386,6 +386,7 @@ class Tb:
                              reset_active_level=False,
                              write_latency=lambda: rng.randint(0, cfg.mem_latency))
         self.msis: list[tuple[int, bytes]] = []
+        self.msi_edges: list[int] = []  # edge each message write was answered (its B)
         self.axi.on_write.append(self._msi)
         self.log: list[Event] = []
         self.pending_w: deque[Op] = deque()
@@ -401,6 +402,7 @@ class Tb:
         if rec.resp != AxiResp.OKAY or len(rec.pieces) != 1:
             self.fail(f"message write {rec}: expected one stored 4-byte piece answered OKAY")
         self.msis.append(rec.pieces[0])
+        self.msi_edges.append(self.edge_now())
 
     def backpressure(self):
         rng, busy = self.rng, self.cfg.axil_busy
@@ -745,6 +747,46 @@ async def ctrl_directed(dut):
         await tb.reset()
         await with_timeout(tb.run_ops(script), HANG_CYCLES * 40 * PERIOD_PS, "ps")
         await tb.finish(EVERY_GROUP + COMMON + ["TE off resets the fault index"])
+    finally:
+        stats.write()
+
+
+@cocotb.test()
+async def ctrl_read_pushes_msi(dut):
+    """vtd §1.12 step 6: a register read issued after an event returns only once the event's MSI
+    write has been answered. The memory holds every message write's AW for 150-400 cycles; each round
+    raises one event of a group (fault, invalidation completion, page request) with IM = 0 and reads
+    that group's status register at once: its R must come after the message's B. Also scored like
+    every test (register values, messages)."""
+    stats = Stats()
+    rng = random.Random(stats.seed)
+    tb = Tb(dut, stats, rng, Config(axil_busy=0.0, mem_busy=0.0))
+
+    def hold_aw():
+        while True:
+            yield from [True] * rng.randint(150, 400)
+            yield False
+    try:
+        await tb.reset()
+        tb.axi.set_pause_generator("aw", hold_aw())
+        setup = [wr("FEDATA", 0x11), wr("FEADDR", 0xFEE0_1000), wr("FECTL", 0),
+                 wr("IEDATA", 0x22), wr("IEADDR", 0xFEE0_2000), wr("IECTL", 0),
+                 wr("PEDATA", 0x33), wr("PEADDR", 0xFEE0_3000), wr("PECTL", 0)]
+        await with_timeout(tb.run_ops(setup), HANG_CYCLES * 10 * PERIOD_PS, "ps")
+        rounds = [([Op("fault", what=random_fault(rng))], "FSTS", [wr("FRCD0", 1 << 31, 3), wr("FSTS", 0x7F)]),
+                  ([Op("iq", what="iwc")], "ICS", [wr("ICS", 1)]),
+                  ([Op("prq", what="ppr")], "PRS", [wr("PRS", 3)])] * 2
+        for events, status, clear in rounds:
+            n = len(tb.msi_edges)
+            await with_timeout(tb.run_ops(events), HANG_CYCLES * PERIOD_PS, "ps")
+            reads = len([e for e in tb.log if e.kind == "read"])
+            await with_timeout(tb.run_ops([rd(status)]), HANG_CYCLES * PERIOD_PS, "ps")
+            r_edge = [e for e in tb.log if e.kind == "read"][reads].edge
+            if len(tb.msi_edges) <= n or tb.msi_edges[n] > r_edge:
+                tb.fail(f"{status} read answered at edge {r_edge} before the {events[0].kind} event's message "
+                        f"write was answered ({tb.msi_edges[n:] or 'not yet'})")
+            await with_timeout(tb.run_ops(clear), HANG_CYCLES * PERIOD_PS, "ps")
+        await tb.finish([])
     finally:
         stats.write()
 

@@ -256,6 +256,7 @@ class Tb:
     async def reset(self):
         self.dut.rst_ni.value = 0
         self.dut.hw2reg_i.value = 0
+        self.dut.rd_hold_i.value = 0   # iommu_ctrl's message hold-off: tested in tb/cocotb_ctrl.py
         await RisingEdge(self.dut.clk_i)
         self.phase = get_sim_time("ps") % PERIOD_PS
         await ClockCycles(self.dut.clk_i, 3)

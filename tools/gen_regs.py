@@ -580,8 +580,12 @@ MODULE_HEADER = """//
 //   are low while it is full). The write takes effect at the clock edge that raises bvalid: when
 //   both halves are held and no write response is pending. So B responses are never back to back,
 //   and one write per channel is outstanding.
-// * AR is accepted while no read response is pending; rdata is the register state just before the
-//   clock edge that raises rvalid (a write taking effect at that same edge is not seen).
+// * AR is accepted while no read response is pending and rd_hold_i is low; rdata is the register
+//   state just before the clock edge that raises rvalid (a write taking effect at that same edge is
+//   not seen). rd_hold_i is how a read pushes out the interrupt messages decided before it (vtd.md
+//   §1.12 step 6): iommu_ctrl holds it while one is waiting or in flight, so a read issued after an
+//   event returns only once that event's MSI write has its B response. Every read waits, not only
+//   those of status / control / tail registers: messages are rare and the rule stays simple.
 // * A beat addresses a 32-bit word (awaddr/araddr[1:0] are ignored) and wstrb selects its bytes. A
 //   64-bit register is two words, an FRCD four; each word is accessed on its own, with no atomicity
 //   across words (software reads an FRCD's top word first to test F, vtd §1.9).
@@ -628,6 +632,7 @@ module iommu_regs
   output logic [1:0]            s_axil_rresp,
   output logic                  s_axil_rvalid,
   input  logic                  s_axil_rready,
+  input  logic                  rd_hold_i,      // hold reads back (pending interrupt messages)
 
   output reg2hw_t               reg2hw_o,
   input  hw2reg_t               hw2reg_i
@@ -688,7 +693,7 @@ MODULE_BUS = """\
   logic        rvalid_q;
   logic [31:0] rdata_q, rdata_d;
 
-  assign s_axil_arready = !rvalid_q;
+  assign s_axil_arready = !rvalid_q && !rd_hold_i;
   assign s_axil_rvalid  = rvalid_q;
   assign s_axil_rdata   = rdata_q;
   assign s_axil_rresp   = 2'b00;  // OKAY
@@ -697,7 +702,7 @@ MODULE_BUS = """\
     if (!rst_ni) begin
       rvalid_q <= 1'b0;
       rdata_q  <= '0;
-    end else if (s_axil_arvalid && !rvalid_q) begin
+    end else if (s_axil_arvalid && s_axil_arready) begin
       rvalid_q <= 1'b1;
       rdata_q  <= rdata_d;
     end else if (s_axil_rready) begin

@@ -12,6 +12,7 @@ SOURCES = runner.rtl("iommu_reg_pkg.sv", "iommu_ctrl_pkg.sv", "iommu_regs.sv", "
                      "iommu_regs_ctrl.sv")
 CASES = [
     ("ctrl_directed", "ctrl_directed", {}),
+    ("ctrl_read_pushes_msi", "ctrl_read_pushes_msi", {}),
     ("ctrl_random", "ctrl_random", {}),
     ("ctrl_streaming", "ctrl_streaming", {}),
     ("ctrl_backlog", "ctrl_backlog", {}),
