@@ -319,6 +319,11 @@ module iommu_top
     return o;
   endfunction
 
+  // a count of finished writes is behind a count taken earlier (free-running: done - earlier < 0)
+  function automatic logic behind(input logic [15:0] done, input logic [15:0] earlier);
+    return 16'(done - earlier) >= 16'h8000;
+  endfunction
+
   // ---------------------------------------------------------------------------------------------
   // Register page and control
   // ---------------------------------------------------------------------------------------------
@@ -463,6 +468,8 @@ module iommu_top
   logic              tlb_lkup_ready;                 // the IOTLB takes a lookup (at dispatch)
   logic              inv_taken;                      // a cache accepts an invalidation (any source)
   logic              iq_cpl_ready;                   // the invalidation queue's completion FIFO has room
+  logic              rdq_valid, rd_req_ready;        // the read queue holds a read; dma_rd takes one
+  logic [15:0]       wr_done_q;                      // writes dma_wr has finished (count)
 
   // ---------------------------------------------------------------------------------------------
   // Payload verdicts, in TLP order: the parser knows whether a payload matched its Length only at its
@@ -857,6 +864,7 @@ module iommu_top
   logic   walk_req_ready, wt_free_any;
   logic [WT_W-1:0] wt_free_idx;
   logic   x_take_r;         // execute takes resolve's outcome this cycle
+  logic   r_fast, r_fast_go;  // resolve's outcome is a read that goes straight to dma_rd (below)
 
   // join: the IOTLB's answer (in TLP order, with the TLP's record) and, for the TLPs that were looked
   // up, the context/PASID answer (also in TLP order)
@@ -964,7 +972,17 @@ module iommu_top
   // would only wait for it in the read queue, where they could fill the queue and block the walk's
   // answer); a walk needs a free walker slot.
   assign r_valid = r_in && !wr_walk_q;
-  assign tlb_rsp_ready = r_valid && (r_walk ? (walk_req_ready && wt_free_any) : x_take_r);
+  assign tlb_rsp_ready = r_valid && (r_walk ? (walk_req_ready && wt_free_any) : (x_take_r || r_fast_go));
+
+  // Fast path: an outcome whose only action is a read request (a hit, or a UR / CA completion with
+  // nothing to record or fill) goes from resolve straight to dma_rd, without the execute register,
+  // when nothing older is in execute or in the read queue and every earlier write is done (PCIe: a
+  // read does not pass a posted write). Saves a cycle on the hit latency.
+  assign r_fast    = r_valid && !r_walk && !x_valid_q && !rdq_valid && !rx.has_payload && !r_oc.log
+                     && !r_oc.fill && (r_oc.resp == OC_UR || r_oc.resp == OC_CA
+                                       || (r_oc.resp == OC_DMA && !rx.is_wr))
+                     && !behind(wr_done_q, rx.wr_before);
+  assign r_fast_go = r_fast && rd_req_ready;
 
   // ---------------------------------------------------------------------------------------------
   // Walk table + first-stage walker
@@ -1101,7 +1119,7 @@ module iommu_top
   assign x_load   = !x_valid_q || x_done;
 
   assign w_rsp_ready = x_load;
-  assign x_take_r    = x_load && !w_rsp_valid && !r_walk;
+  assign x_take_r    = x_load && !w_rsp_valid && !r_walk && !r_fast;
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
@@ -1113,7 +1131,7 @@ module iommu_top
       done_fill_q <= 1'b0;
       done_prq_q  <= 1'b0;
     end else if (x_load) begin
-      x_valid_q   <= w_rsp_valid || (r_valid && !r_walk);
+      x_valid_q   <= w_rsp_valid || (r_valid && !r_walk && !r_fast);
       done_wr_q   <= 1'b0;
       done_rd_q   <= 1'b0;
       done_ats_q  <= 1'b0;
@@ -1164,7 +1182,6 @@ module iommu_top
   // ---------------------------------------------------------------------------------------------
   wr_req_t wr_req;
   logic    wr_done;
-  logic [15:0] wr_done_q;
 
   always_comb begin
     wr_req          = '0;
@@ -1226,39 +1243,42 @@ module iommu_top
   } rdq_t;
 
   rdq_t    rdq_in, rdq_head;
-  logic    rdq_valid, rdq_go, rd_req_ready, rdq_fifo_ready, rd_direct, rd_valid;
+  logic    rdq_go, rdq_fifo_ready, rd_direct, rd_valid;
   rd_req_t rd_req;
   logic    rd_idle;
   logic        wr_behind;
 
-  always_comb begin
-    rdq_in                 = '0;
-    rdq_in.wr_before       = x_q.x.wr_before;
-    rdq_in.rd.addr         = x_q.pa;
-    rdq_in.rd.ua_lo        = x_q.x.addr[6:2];
-    rdq_in.rd.requester_id = x_q.x.rid;
-    rdq_in.rd.tag          = x_q.x.tag;
-    rdq_in.rd.tc           = x_q.x.tc;
-    rdq_in.rd.attr         = x_q.x.attr;
-    rdq_in.rd.length       = x_q.x.length;
-    rdq_in.rd.first_be     = x_q.x.first_be;
-    rdq_in.rd.last_be      = x_q.x.last_be;
-    rdq_in.rd.locked       = x_q.x.locked;
-    unique case (x_q.resp)
-      OC_UR:   rdq_in.rd.status = CPL_UR;
-      OC_CA:   rdq_in.rd.status = CPL_CA;
-      default: rdq_in.rd.status = CPL_SC;
+  // the dma_rd request of an outcome that reads (or answers UR / CA)
+  /* verilator lint_off UNUSEDSIGNAL */  // a read uses few of the outcome's fields
+  function automatic rd_req_t rd_of(input oc_t o);
+    rd_req_t r;
+    r              = '0;
+    r.addr         = o.pa;
+    r.ua_lo        = o.x.addr[6:2];
+    r.requester_id = o.x.rid;
+    r.tag          = o.x.tag;
+    r.tc           = o.x.tc;
+    r.attr         = o.x.attr;
+    r.length       = o.x.length;
+    r.first_be     = o.x.first_be;
+    r.last_be      = o.x.last_be;
+    r.locked       = o.x.locked;
+    unique case (o.resp)
+      OC_UR:   r.status = CPL_UR;
+      OC_CA:   r.status = CPL_CA;
+      default: r.status = CPL_SC;
     endcase
-  end
+    return r;
+  endfunction
+  /* verilator lint_on UNUSEDSIGNAL */
+
+  assign rdq_in = '{rd: rd_of(x_q), wr_before: x_q.x.wr_before};
 
   // an empty queue is passed by (no cycle lost when nothing waits)
-  function automatic logic behind(input logic [15:0] done, input logic [15:0] earlier);
-    return 16'(done - earlier) >= 16'h8000;  // free-running counts: done - earlier < 0
-  endfunction
 
   assign rd_direct = !rdq_valid && go_rd && !behind(wr_done_q, x_q.x.wr_before);
-  assign rd_valid  = rdq_valid ? rdq_go : rd_direct;
-  assign rd_req    = rdq_valid ? rdq_head.rd : rdq_in.rd;
+  assign rd_valid  = rdq_valid ? rdq_go : (rd_direct || r_fast);
+  assign rd_req    = rdq_valid ? rdq_head.rd : x_valid_q ? rdq_in.rd : rd_of(r_oc);
   assign rdq_ready = (rd_direct && rd_req_ready) || rdq_fifo_ready;
 
   sync_fifo #(.WIDTH($bits(rdq_t)), .DEPTH(4)) u_rdq (
