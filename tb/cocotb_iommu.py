@@ -819,6 +819,17 @@ async def iommu_bad_tlps(env: IommuEnv):
     await env.send(T.AtsInvalidateRequest(requester_id=rid, dest_id=rid, itag=1, address=0x1000).encode(),
                    "invalidate request to the IOMMU")
     await env.send(T.PrgResponse(requester_id=rid, dest_id=rid, prg_index=3).encode(), "PRG response")
+    # a page request / ATS Invalidate Completion with another message routing than its own (pcie §1.5):
+    # malformed, dropped (not queued, not counted)
+    for code, good in ((0x04, T.PageRequest(requester_id=rid, address=m.va, prg_index=1, l=1, r=1, pasid=2)),
+                       (0x02, T.AtsInvalidateCompletion(requester_id=rid, dest_id=0, itag_vector=1, cc=1))):
+        for byte0 in (0x30, 0x32, 0x33, 0x34):
+            data = bytearray(good.encode())
+            first = 4 if good.pasid is not None else 0     # past the PASID prefix
+            if data[first] == byte0:
+                continue
+            data[first] = byte0
+            await env.send(bytes(data), f"message code {code:#04x} routed with byte 0 {byte0:#04x}")
     await normal(20)
     await env.quiesce()
 
