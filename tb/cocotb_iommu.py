@@ -24,7 +24,7 @@ from models.vtd import (PROFILE, REGISTERS, CcInvDesc, ContextEntry, DevTlbInvDe
                         PageGroupResponseDescriptor, PasidDirEntry, PasidEntry, PcInvDesc, PDevTlbInvDesc, Pgtt,
                         PIotlbInvDesc, RootEntry)
 from tb.cocotb_tlp_parser import mutate, random_tlp
-from tb.iommu_env import G1, K4, M2, IommuEnv, IommuStats, Knobs, Space, count
+from tb.iommu_env import G1, K4, M2, IommuEnv, IommuStats, Knobs, Mapping, Space, count
 
 INTERRUPT_PAGE = 0xFEE0_0000
 #: what page aging clears: A and D (vtd §3.5)
@@ -879,6 +879,7 @@ class RandomWorld:
             if rng.random() < 0.5:
                 self.add_page(sp, G1)
         self.devices: dict[int, dict] = {}  # rid -> {None: space, pasid: space, ...}
+        self.rid_pasid: dict[int, int] = {}  # rid -> its RID_PASID (the PASID of requests without one)
         # one PASID-entry programming per (space, PASID): devices sharing a DID and PASID share IOTLB
         # entries, which the spec allows only for the same translation
         attrs: dict[tuple[int, int], dict] = {}
@@ -891,6 +892,7 @@ class RandomWorld:
             env.device(rid, rid_pasid=rid_pasid, dte=int(k != 4), pre=int(k != 4))
             sp = rng.choice(self.spaces)
             env.bind(rid, rid_pasid, sp, **attr(sp, rid_pasid))
+            self.rid_pasid[rid] = rid_pasid
             b = {None: sp}
             for _ in range(rng.randint(1, 3)):
                 pasid = rng.choice((rng.randrange(2, 64), rng.randrange(64, 1 << 20)))
@@ -917,8 +919,9 @@ class RandomWorld:
             except ValueError:
                 continue  # overlaps, or the 1 GiB region crosses the canonical hole
 
-    def change(self) -> None:
-        """CPU changes at a quiescent point (the caller invalidates afterwards)."""
+    def change(self) -> list[tuple[Space, Mapping]]:
+        """CPU changes at a quiescent point (the caller invalidates afterwards); returns the mappings
+        whose translation changed (with their space)."""
         rng = self.rng
         sp = rng.choice(self.spaces)
         what = rng.choice(("protect", "remap", "age", "age"))
@@ -927,16 +930,47 @@ class RandomWorld:
             m = rng.choice(sp.maps)
             sp.mm.protect(m.va, m.size, write=rng.random() < 0.6, user=rng.random() < 0.7)
             m.write, m.user = sp.mm.lookup(m.va).write, sp.mm.lookup(m.va).user
-        elif what == "remap" and len(sp.maps) > 3:
+            return [(sp, m)]
+        if what == "remap" and len(sp.maps) > 3:
             m = rng.choice([m for m in sp.maps if m.size != G1] or sp.maps)
             sp.mm.unmap(m.va, m.size)
             sp.maps.remove(m)
             sp.hot = [h for h in sp.hot if h[2] is not m]
             self.add_page(sp, rng.choice((K4, K4, M2)))
-        else:
-            for m in rng.sample(sp.maps, max(1, len(sp.maps) // 3)):
-                for _, slot, e in sp.mm.walk(m.va):
-                    self.env.ref.write64(slot, e.raw & ~AD_CLEAR)
+            return [(sp, m)]
+        aged = rng.sample(sp.maps, max(1, len(sp.maps) // 3))
+        for m in aged:
+            for _, slot, e in sp.mm.walk(m.va):
+                self.env.ref.write64(slot, e.raw & ~AD_CLEAR)
+        return [(sp, m) for m in aged]
+
+    def pasids_of(self, sp: Space) -> set[int]:
+        """Every PASID some device reaches ``sp`` with (RID_PASID for requests without one)."""
+        return {self.rid_pasid[rid] if p is None else p
+                for rid, b in self.devices.items() for p, s in b.items() if s is sp}
+
+    def iq_invalidation(self, changed: list[tuple[Space, Mapping]], iq: InvQueue) -> list:
+        """The invalidation descriptors software could issue for ``changed`` (vtd §4.3; first-stage
+        entries: a page-selective iotlb_inv_dsc drops the whole domain), at a random scope, then a
+        wait."""
+        rng = self.rng
+        scope = rng.choice(("global", "domain", "domain-page", "pasid", "page", "page"))
+        descs: list = []
+        if scope == "global":
+            descs.append(IotlbInvDesc(g=0b01))
+        for sp, m in changed if scope != "global" else []:
+            if scope == "domain":
+                descs.append(IotlbInvDesc(g=0b10, did=sp.did))
+            elif scope == "domain-page":
+                descs.append(IotlbInvDesc(g=0b11, did=sp.did, addr=m.va >> 12, am=0))
+            for pasid in sorted(self.pasids_of(sp)) if scope in ("pasid", "page") else []:
+                if scope == "pasid":
+                    descs.append(PIotlbInvDesc(g=0b10, did=sp.did, pasid=pasid))
+                else:
+                    am = (m.size // K4).bit_length() - 1
+                    descs.append(PIotlbInvDesc(g=0b11, did=sp.did, pasid=pasid, addr=(m.va >> 12) & (1 << 52) - 1,
+                                               am=am))
+        return descs[:100] + [iq.wait(if_=rng.getrandbits(1), fn=rng.getrandbits(1))]
 
     async def request(self) -> None:
         env, rng = self.env, self.rng
@@ -976,14 +1010,18 @@ class RandomWorld:
 async def iommu_random(env: IommuEnv):
     """Random traffic (COUNT requests, default 1500) in batches; between batches a quiescent point
     (memory, fault records and every register compared), sometimes CPU changes to the tables followed
-    by the global invalidation, the fault event re-programmed, or other back-pressure."""
+    by an invalidation (the global one, or descriptors through the invalidation queue at a random
+    scope: global, domain, PASID, page with AM, and a wait), the fault event re-programmed, or other
+    back-pressure."""
     rng = env.rng
     world = RandomWorld(env)
     await env.invalidate()
+    iq = InvQueue(env)
+    await iq.start()
     msi = env.data_pages(K4)
     await env.fault_event(msi, 0x0A0A, masked=rng.random() < 0.3)
     total = count(1500)
-    done = 0
+    done = iq_invalidations = 0
     while done < total:
         n = min(total - done, rng.randint(10, 80))
         for _ in range(n):
@@ -992,16 +1030,20 @@ async def iommu_random(env: IommuEnv):
         await env.quiesce()
         env.log.info("random: %d/%d requests settled, cycle %d", done, total, env.cycles())
         if rng.random() < 0.3:
-            for _ in range(rng.randint(1, 3)):
-                world.change()
-            await env.invalidate()
+            changed = [c for _ in range(rng.randint(1, 3)) for c in world.change()]
+            if rng.random() < 0.6:   # through the invalidation queue, at a random scope
+                await iq.submit(*world.iq_invalidation(changed, iq))
+                iq_invalidations += 1
+            else:                    # the global invalidation (SRTP)
+                await env.invalidate()
         if rng.random() < 0.1:
             await env.fault_event(msi + 4 * rng.randrange(16), rng.getrandbits(16), masked=rng.random() < 0.3)
         if rng.random() < 0.1:
             busy = rng.choice((0.0, 0.1, 0.3, 0.6))
             env.set_busy(busy)
             env.knobs.busy = busy
-    env.log.info("random: %d requests, %d CPU changes", done, world.changes)
+    env.log.info("random: %d requests, %d CPU changes, %d invalidations through the queue", done, world.changes,
+                 iq_invalidations)
     await ClockCycles(env.dut.clk_i, 10)
 
 
