@@ -518,7 +518,7 @@ async def iommu_ad(env: IommuEnv):
         "address bit 40 flipped": lambda old: old ^ 1 << 40,
     }
     races = 0
-    for name, mutate in sorted(mutations.items()):
+    for name, change in sorted(mutations.items()):
         for phase in ("write", "read"):
             for kind in ("write", "read", "ats"):
                 sp2 = env.new_space(4)
@@ -526,7 +526,7 @@ async def iommu_ad(env: IommuEnv):
                 pasid = 0x40 + races
                 env.bind(rid, pasid, sp2)
                 await env.invalidate()
-                done = env.arm_race(mutate)
+                done = env.arm_race(change)
                 env.log.info("race: %s at the %s phase, %s", name, phase, kind)
                 if kind == "write":
                     await env.mwr(rid, m.va + 8, rng.randbytes(8), pasid=pasid, phase=phase)
@@ -980,7 +980,6 @@ class RandomWorld:
         pmr = int(pasid is not None and rng.random() < 0.3)
         sp = b[pasid]
         r = rng.random()
-        at = T.AT_UNTRANSLATED
         if r < 0.9:
             va = rng.choice(sp.hot)[0]
         elif r < 0.94:

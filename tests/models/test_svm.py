@@ -14,8 +14,8 @@ import dataclasses
 
 import pytest
 
-from models import svm, tlp
-from models.endpoint import AtsParams, Endpoint, InvalidateMode, JobStatus, PasidParams, PriParams
+from models import svm
+from models.endpoint import AtsParams, Endpoint, JobStatus, PasidParams, PriParams
 from models.host import Mm
 from models.iommu import Request
 from models.svm import (
