@@ -18,7 +18,9 @@ Feeding
     ``send(tlp)`` hands the bytes to the model (``receive_tlp``), registers what the model produced, and
     queues the bytes on s_axis_rx: the model sees the TLPs in the order the DUT receives them. Register
     writes go to the model first (so an MSI they cause is expected before the DUT can send it) and then
-    to the DUT over AXI-Lite, as the same 32-bit accesses (8-byte registers as two halves, low first).
+    to the DUT over AXI-Lite, as the same 32-bit accesses (8-byte registers as two halves, low first);
+    TLPs the model sends because of a register write (the invalidation queue run by an IQT write) are
+    expectations like those of a request.
     PCIe lets a posted write pass an earlier read, so ``send`` holds a write back until no earlier
     read that is still waiting for completions reads a byte it writes (physical addresses, from the
     model's translation); everything else goes out at once.
@@ -45,6 +47,11 @@ Scoreboard (``Scoreboard``, pure Python; checked against the model only)
        tried to record in that window, and PFO. Then both are cleared the same way (FRCD.F, FSTS.PFO).
     Every other register word is compared at the same points. A mismatch names the test, the seed, the
     request (decoded with ``models.tlp.decode``), expected and actual, and the rerun command.
+
+Hooks (for environments built on this one, e.g. tb/svm_env.py)
+    ``on_tx(data)`` after every DUT TLP the scoreboard matched; ``before_dut_write(addr, data)`` and
+    ``on_dut_write(addr, data)`` around the scoring of every piece of a normal DUT store;
+    ``quiesce(quiet=...)`` shortens the idle window a quiescent point requires.
 """
 
 from __future__ import annotations
@@ -117,13 +124,17 @@ class IommuStats(Stats):
         self.mem_bytes = 0   # memory bytes matched (DMA, MSI, A/D)
         self.faults = 0      # fault records compared
 
+    def extra(self) -> dict:
+        """The numbers this class adds to the JSON record (subclasses extend it)."""
+        return dict(tlps=self.tlps, mem_bytes=self.mem_bytes, faults=self.faults)
+
     def write(self):
         super().write()
         d = os.environ.get("SVM_STATS_DIR")
         if d:
             p = Path(d) / f"{self.name}.json"
             rec = json.loads(p.read_text())
-            rec.update(tlps=self.tlps, mem_bytes=self.mem_bytes, faults=self.faults)
+            rec.update(self.extra())
             p.write_text(json.dumps(rec))
 
 
@@ -187,29 +198,31 @@ class Scoreboard:
     def expect_tlp(self, data: bytes, origin: Origin) -> None:
         self.tlps.setdefault(tlp_key(data), deque()).append((bytes(data), origin))
 
-    def dut_tlp(self, data: bytes) -> None:
+    def dut_tlp(self, data: bytes) -> bool:
+        """A TLP the DUT sent; True when it matched the model's prediction."""
         data = bytes(data)
         try:
             key = tlp_key(data)
         except T.TlpError as exc:
             self.fail("the DUT sent a TLP the codec rejects", None, "a well-formed TLP",
                       f"{data.hex()} ({exc})")
-            return
+            return False
         q = self.tlps.get(key)
         if not q:
             self.fail(f"unexpected TLP (nothing predicted for {key})", None, "no TLP", describe_tlp(data))
-            return
+            return False
         want, origin = q[0]
         if want != data:
             self.fail(f"TLP mismatch for {key}", origin, f"{describe_tlp(want)}\n            {want.hex()}",
                       f"{describe_tlp(data)}\n            {data.hex()}")
-            return
+            return False
         q.popleft()
         self.tlps_matched += 1
         if not q:
             del self.tlps[key]
             for f in self.on_key_done:
                 f(key)
+        return True
 
     # --- memory -------------------------------------------------------------------------------------
     def touch(self, addr: int, n: int) -> None:
@@ -502,6 +515,12 @@ class IommuEnv:
         self._window: list[Origin] = []                   # requests since the faults were cleared
         self.sb.on_key_done.append(self._key_done)
         self.t0 = 0
+        # hooks for environments built on this one (tb/svm_env.py): ``on_tx(data)`` after a DUT TLP
+        # matched the model; ``before_dut_write(addr, data)`` / ``on_dut_write(addr, data)`` around the
+        # scoring of every normal (non-exclusive) store piece of the DUT
+        self.on_tx: list[Callable[[bytes], None]] = []
+        self.before_dut_write: list[Callable[[int, bytes], None]] = []
+        self.on_dut_write: list[Callable[[int, bytes], None]] = []
 
     # --- model hooks --------------------------------------------------------------------------------
     def _wrap_model(self) -> None:
@@ -575,7 +594,11 @@ class IommuEnv:
             self.sb.dut_ad_write(entry, self._ex_old[1], self.dut_mem.read64(entry))
         else:
             for a, d in rec.pieces:
+                for f in self.before_dut_write:
+                    f(a, bytes(d))
                 self.sb.dut_write(a, d)
+                for f in self.on_dut_write:
+                    f(a, bytes(d))
 
     async def _tx_monitor(self) -> None:
         while True:
@@ -585,7 +608,10 @@ class IommuEnv:
             if keep != [1] * n + [0] * (len(keep) - n) or len(keep) - n >= self.bus_bytes or n == 0:
                 self.sb.fail("m_axis_tx frame with holes in tkeep or an empty last beat", None,
                              "contiguous tkeep", keep)
-            self.sb.dut_tlp(bytes(frame.tdata[:n]))
+            data = bytes(frame.tdata[:n])
+            if self.sb.dut_tlp(data):
+                for f in self.on_tx:
+                    f(data)
             self.progress.set()
 
     def _key_done(self, key: tuple) -> None:
@@ -1002,13 +1028,14 @@ class IommuEnv:
                 self.sb.tlps_matched, self.sb.bytes_matched, self.rx.queue_occupancy_frames, self.rx.active,
                 self.tx.active)
 
-    async def quiesce(self, registers: bool = True, timeout: int = 100_000) -> None:
+    async def quiesce(self, registers: bool = True, timeout: int = 100_000, quiet: int | None = None) -> None:
         """Wait until every predicted TLP and memory write happened and both memory ports stayed
         idle for a while (no new burst: no walk or DMA is still on its way), then check memory
         (``Scoreboard.settle``) and, with ``registers``, the fault records (cleared afterwards) and
         every other register. A DUT that does nothing for ``stall`` cycles while the model expects
-        more fails at once (with what is missing)."""
-        quiet = 4 * self.knobs.latency[1] + 64
+        more fails at once (with what is missing). ``quiet``: the idle cycles required (default
+        4 x the longest memory latency + 64)."""
+        quiet = quiet or 4 * self.knobs.latency[1] + 64
         stall = max(2000, 10 * quiet)
         clk = self.dut.clk_i
         now = lambda: get_sim_time("ns") // CLK_NS  # noqa: E731

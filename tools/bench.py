@@ -36,15 +36,15 @@ def bench(fn: Callable[[], Metrics]) -> Callable[[], Metrics]:
 
 
 def run_cocotb(name: str, top: str, sources: list, module: str, testcase: str,
-               parameters: dict | None = None) -> dict:
+               parameters: dict | None = None, extra_env: dict | None = None) -> dict:
     """Run a cocotb bench test that writes its numbers as JSON to $SVM_BENCH_OUT; return them. ``sources``:
-    file names under rtl/, or paths."""
+    file names under rtl/, or paths; ``extra_env`` more environment for the test."""
     out = runner.BUILD_DIR / "bench" / f"{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.unlink(missing_ok=True)
     paths = [s if isinstance(s, Path) else runner.RTL_DIR / s for s in sources]
     runner.run(top, paths, module, testcase, parameters=parameters, name=name,
-               extra_env={"SVM_BENCH_OUT": str(out)})
+               extra_env={"SVM_BENCH_OUT": str(out), **(extra_env or {})})
     if not out.exists():  # outside pytest the runner does not raise on a failed test
         raise RuntimeError(f"bench {name}: the cocotb test failed (see its log above); no numbers written")
     return json.loads(out.read_text())
@@ -92,6 +92,20 @@ def queues() -> Metrics:
                     "iq_prg_response")
     return {"prq_write_latency_cycles": prq["prq_write_latency_cycles"],
             "prg_response_latency_cycles": iq["prg_response_latency_cycles"]}
+
+
+#: DMA jobs of the svm bench's random run (COUNT overrides it)
+SVM_BENCH_JOBS = 150
+
+
+@bench
+def svm() -> Metrics:
+    """The SVM software loop (tb/cocotb_svm.py svm_random, scored by the golden model while it runs):
+    demand faults the driver resolved (page requests answered Success after faulting the page in) per
+    wall-clock second of the random run, with SVM_BENCH_JOBS DMA jobs (or COUNT)."""
+    r = run_cocotb("bench_svm", "iommu_tb", sim_sources("test_svm"), "tb.cocotb_svm", "svm_random",
+                   extra_env={"COUNT": os.environ.get("COUNT") or str(SVM_BENCH_JOBS)})
+    return {"svm_faults_per_second": r["svm_faults_per_second"]}
 
 
 @bench
