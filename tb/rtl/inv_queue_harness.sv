@@ -144,12 +144,15 @@ module inv_queue_harness
   iqercd_hw2reg_t iq_iqercd;
   logic [1:0]     root_ttm;
 
+  logic msg_pending;  // reads wait for the control block's pending messages (vtd §1.12 step 6)
+
   iommu_regs u_regs (
     .clk_i, .rst_ni,
     .s_axil_awaddr, .s_axil_awvalid, .s_axil_awready, .s_axil_wdata, .s_axil_wstrb, .s_axil_wvalid,
     .s_axil_wready, .s_axil_bresp, .s_axil_bvalid, .s_axil_bready, .s_axil_araddr, .s_axil_arvalid,
     .s_axil_arready, .s_axil_rdata, .s_axil_rresp, .s_axil_rvalid, .s_axil_rready,
     .reg2hw_o (reg2hw),
+    .rd_hold_i (msg_pending),
     .hw2reg_i (hw2reg)
   );
 
@@ -195,6 +198,7 @@ module inv_queue_harness
     .root_rta_o      (),
     .root_ttm_o      (root_ttm),
     .inv_all_o       (),
+    .msg_pending_o   (msg_pending),
     .m_axi_awid      (s_awid[0]),
     .m_axi_awaddr    (s_awaddr[0]),
     .m_axi_awlen     (s_awlen[0]),

@@ -138,12 +138,15 @@ module prq_harness
   /* verilator lint_off PINCONNECTEMPTY */  // outputs of the blocks this harness has no user for:
                                            // iq_set_ready_o, root table, inv_all_o, the mux's read
                                            // side, tlp_tx's payload ready
+  logic msg_pending;  // reads wait for the control block's pending messages (vtd §1.12 step 6)
+
   iommu_regs u_regs (
     .clk_i, .rst_ni,
     .s_axil_awaddr, .s_axil_awvalid, .s_axil_awready, .s_axil_wdata, .s_axil_wstrb, .s_axil_wvalid,
     .s_axil_wready, .s_axil_bresp, .s_axil_bvalid, .s_axil_bready, .s_axil_araddr, .s_axil_arvalid,
     .s_axil_arready, .s_axil_rdata, .s_axil_rresp, .s_axil_rvalid, .s_axil_rready,
     .reg2hw_o (reg2hw),
+    .rd_hold_i (msg_pending),
     .hw2reg_i (hw2reg)
   );
 
@@ -170,6 +173,7 @@ module prq_harness
     .root_rta_o      (),
     .root_ttm_o      (),
     .inv_all_o       (),
+    .msg_pending_o   (msg_pending),
     .m_axi_awid    (awid[0]),    .m_axi_awaddr (awaddr[0]),  .m_axi_awlen  (awlen[0]),
     .m_axi_awsize  (awsize[0]),  .m_axi_awburst(awburst[0]), .m_axi_awlock (awlock[0]),
     .m_axi_awcache (awcache[0]), .m_axi_awprot (awprot[0]),  .m_axi_awqos  (awqos[0]),
