@@ -919,9 +919,10 @@ class RandomWorld:
             except ValueError:
                 continue  # overlaps, or the 1 GiB region crosses the canonical hole
 
-    def change(self) -> list[tuple[Space, Mapping]]:
+    def change(self) -> list[tuple[Space, Mapping, bool]]:
         """CPU changes at a quiescent point (the caller invalidates afterwards); returns the mappings
-        whose translation changed (with their space)."""
+        whose translation changed, with their space and whether entries above the leaf changed too
+        (page aging clears A in every level of the walk, entries other pages share)."""
         rng = self.rng
         sp = rng.choice(self.spaces)
         what = rng.choice(("protect", "remap", "age", "age"))
@@ -930,46 +931,49 @@ class RandomWorld:
             m = rng.choice(sp.maps)
             sp.mm.protect(m.va, m.size, write=rng.random() < 0.6, user=rng.random() < 0.7)
             m.write, m.user = sp.mm.lookup(m.va).write, sp.mm.lookup(m.va).user
-            return [(sp, m)]
+            return [(sp, m, False)]
         if what == "remap" and len(sp.maps) > 3:
             m = rng.choice([m for m in sp.maps if m.size != G1] or sp.maps)
             sp.mm.unmap(m.va, m.size)
             sp.maps.remove(m)
             sp.hot = [h for h in sp.hot if h[2] is not m]
             self.add_page(sp, rng.choice((K4, K4, M2)))
-            return [(sp, m)]
+            return [(sp, m, False)]
         aged = rng.sample(sp.maps, max(1, len(sp.maps) // 3))
         for m in aged:
             for _, slot, e in sp.mm.walk(m.va):
                 self.env.ref.write64(slot, e.raw & ~AD_CLEAR)
-        return [(sp, m) for m in aged]
+        return [(sp, m, True) for m in aged]
 
     def pasids_of(self, sp: Space) -> set[int]:
         """Every PASID some device reaches ``sp`` with (RID_PASID for requests without one)."""
         return {self.rid_pasid[rid] if p is None else p
                 for rid, b in self.devices.items() for p, s in b.items() if s is sp}
 
-    def iq_invalidation(self, changed: list[tuple[Space, Mapping]], iq: InvQueue) -> list:
+    def iq_invalidation(self, changed: list[tuple[Space, Mapping, bool]], iq: InvQueue) -> list:
         """The invalidation descriptors software could issue for ``changed`` (vtd §4.3; first-stage
         entries: a page-selective iotlb_inv_dsc drops the whole domain), at a random scope, then a
-        wait."""
+        wait. A change above the leaf (an A bit cleared in an upper level) is invalidated for the whole
+        PASID even at page scope: otherwise the DUT may still hit a cached page under that entry where
+        the model walks again and sets A, both legal, and the memories would differ."""
         rng = self.rng
         scope = rng.choice(("global", "domain", "domain-page", "pasid", "page", "page"))
         descs: list = []
         if scope == "global":
             descs.append(IotlbInvDesc(g=0b01))
-        for sp, m in changed if scope != "global" else []:
+        for sp, m, upper in changed if scope != "global" else []:
             if scope == "domain":
                 descs.append(IotlbInvDesc(g=0b10, did=sp.did))
             elif scope == "domain-page":
                 descs.append(IotlbInvDesc(g=0b11, did=sp.did, addr=m.va >> 12, am=0))
             for pasid in sorted(self.pasids_of(sp)) if scope in ("pasid", "page") else []:
-                if scope == "pasid":
+                if scope == "pasid" or upper:
                     descs.append(PIotlbInvDesc(g=0b10, did=sp.did, pasid=pasid))
                 else:
                     am = (m.size // K4).bit_length() - 1
                     descs.append(PIotlbInvDesc(g=0b11, did=sp.did, pasid=pasid, addr=(m.va >> 12) & (1 << 52) - 1,
                                                am=am))
+        self.env.log.debug("invalidation through the queue, scope %s: %d descriptors", scope, len(descs))
         return descs[:100] + [iq.wait(if_=rng.getrandbits(1), fn=rng.getrandbits(1))]
 
     async def request(self) -> None:
@@ -1032,6 +1036,7 @@ async def iommu_random(env: IommuEnv):
             changed = [c for _ in range(rng.randint(1, 3)) for c in world.change()]
             if rng.random() < 0.6:   # through the invalidation queue, at a random scope
                 await iq.submit(*world.iq_invalidation(changed, iq))
+                await env.quiesce(registers=False)   # software waits for the wait descriptor's status
                 iq_invalidations += 1
             else:                    # the global invalidation (SRTP)
                 await env.invalidate()
