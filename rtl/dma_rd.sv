@@ -19,10 +19,15 @@
 //
 // Structure: a request table of NREQ slots (accept -> issue -> transmit, all in request order);
 // bursts of INCR, full-width beats, at most 256 beats, never crossing 4 KiB, the first at the request
-// address (unaligned), the later ones aligned; one AXI ID per burst in flight (2^AXI_ID_W of them), so
-// read data of different bursts may come back in any order or interleaved. A request's data lands in a
-// circular buffer of BUF_BYTES (one line per bus beat, allocated in full when the first burst issues,
-// freed in order once read out), at the lanes of its address. The transmit side walks the
+// address (unaligned), the later ones aligned. Up to NBURST bursts are in flight, tracked in a burst
+// table used in turn: entry e goes out with ARID e mod IDS (IDS = min(NBURST, 2^AXI_ID_W) IDs, NBURST /
+// IDS bursts per ID). The bursts of one ID are issued in entry order and, by the AXI4 ordering rule for
+// one ID (IHI 0022E: read data of transactions with the same ARID returns in issue order, a burst's
+// beats not interleaved with another of that ID), return in that order, so a per-ID counter names the
+// entry each R beat belongs to; bursts of different IDs may return in any order or interleaved. A new
+// burst waits while the entry it would take is still in flight. A request's data lands in a circular
+// buffer of BUF_BYTES (one line per bus beat, allocated in full when the first burst issues, freed in
+// order once read out), at the lanes of its address. The transmit side walks the
 // completions of the oldest request and reads its lines out through a realigner (payload byte 0 in
 // lane 0 for tlp_tx). Memory bytes outside the request but in the same bus beat are read too (host
 // memory has no read side effects).
@@ -32,12 +37,21 @@
 // payload does not start in lane 0 and spans more than one bus line (a payload within one line, e.g.
 // a 1-DW read at any offset, has none): back-to-back 1-DW reads with memory latency 0 leave as
 // completions one beat per cycle (dma_perf, 256-bit bus: 40 reads -> 40 cycles, lane-0 data and any
-// offset). A slot is held from acceptance until its last completion header is issued, about memory
-// latency + 6 cycles, and an AXI ID carries one burst at a time, so sustained 1-DW reads are bounded
-// by NREQ and 2^AXI_ID_W over that time: ~0.6 per cycle at memory latency 20 with 16 of each.
-// Latency (no back-pressure): request handshake -> AR valid 2 cycles; last R beat -> completion header
-// valid 1 cycle, its first payload beat 3 cycles (buffer read, line FIFO, realigner register); through
-// tlp_tx the first TLP beat is valid 4 cycles after the last R beat.
+// offset). At memory latency L a slot is held from acceptance until its last completion header is
+// issued, about L + 5 cycles, and a burst-table entry from its AR to its last R beat, about L + 2, so
+// sustained 1-DW reads are bounded by NREQ / (L + 5) and NBURST / (L + 2) per cycle: with the defaults
+// (32 and 32) about one per cycle up to L = 27 (dma_perf at L = 20: 1.0 per cycle; 0.65 with
+// NREQ = 16). Longer reads are bounded by BUF_BYTES as well.
+// Latency (no back-pressure): when no earlier request waits to issue and the AR register, a
+// burst-table entry and the buffer lines are free, a request starts (gets its buffer lines) in its
+// accepting cycle and its first burst is loaded into the AR register from req_i. With AR_BYPASS=1
+// (default) a burst loaded while the AR register is empty is also driven on the AR outputs in that
+// cycle (and kept in the register if ARREADY is low): request handshake in cycle t -> ARVALID in
+// cycle t, the AR outputs combinational from req_i. With AR_BYPASS=0 the AR outputs are the register:
+// ARVALID in cycle t+1. Either way AXI inputs reach only registers (ARREADY frees the AR register for
+// the next load), never an AXI output. Last R beat -> completion header valid 1 cycle,
+// its first payload beat 3 cycles (buffer read, line FIFO, realigner register); through tlp_tx the
+// first TLP beat is valid 4 cycles after the last R beat.
 module dma_rd
   import dma_pkg::*;
 #(
@@ -45,7 +59,9 @@ module dma_rd
   parameter int AXI_ID_W    = 4,
   parameter int MAX_PAYLOAD = 256,   // bytes: 128..4096 (Max_Payload_Size)
   parameter int RCB         = 64,    // bytes: 64 or 128 (Read Completion Boundary)
-  parameter int NREQ        = 16,    // requests accepted and not yet fully answered (power of two)
+  parameter int NREQ        = 32,    // requests accepted and not yet fully answered (power of two)
+  parameter int NBURST      = 32,    // AXI read bursts in flight (power of two), NBURST / 2^AXI_ID_W per ID
+  parameter bit AR_BYPASS   = 1'b1,  // 1: a burst loaded while the AR register is empty is on AR at once
   parameter int BUF_BYTES   = 8192   // read-data buffer (power of two, >= 4 KiB + one beat)
 ) (
   input  logic                    clk_i,
@@ -100,7 +116,12 @@ module dma_rd
   localparam int FREE_W  = $clog2(LINES + 1);
   localparam int SLOT_W  = $clog2(NREQ);
   localparam int NID     = 1 << AXI_ID_W;
-  localparam int PEND_W  = $clog2(NID + 1);
+  localparam int IDS     = NBURST < NID ? NBURST : NID;   // AXI IDs in use
+  localparam int IDQ     = NBURST / IDS;                   // bursts in flight per ID
+  localparam int IDU_W   = $clog2(IDS);
+  localparam int IDQ_W   = IDQ > 1 ? $clog2(IDQ) : 1;
+  localparam int BT_W    = $clog2(NBURST);
+  localparam int PEND_W  = $clog2(NBURST + 1);
   localparam int LFIFO   = 4;                      // realigner input FIFO (lines)
   localparam int DFIFO   = 4;                      // completion payload descriptors
 
@@ -112,6 +133,9 @@ module dma_rd
   end
   if (NREQ < 2 || (NREQ & (NREQ - 1)) != 0) begin : g_bad_nreq
     $error("dma_rd: NREQ must be a power of two >= 2");
+  end
+  if (NBURST < 2 || (NBURST & (NBURST - 1)) != 0 || AXI_ID_W < 1) begin : g_bad_nburst
+    $error("dma_rd: NBURST must be a power of two >= 2 and AXI_ID_W >= 1");
   end
   if (!(MAX_PAYLOAD inside {128, 256, 512, 1024, 2048, 4096}) || !(RCB inside {64, 128})) begin : g_bad_pcie
     $error("dma_rd: MAX_PAYLOAD must be 128..4096 (a power of two) and RCB 64 or 128");
@@ -144,65 +168,77 @@ module dma_rd
   endfunction
 
   // -----------------------------------------------------------------------------------------------
-  // Issue: allocate the buffer lines, then one AR per burst (AR outputs registered)
+  // Issue: a request starts (its buffer lines allocated) in the cycle its first burst goes into the AR
+  // register; the bursts after it follow one per cycle. Requests start in order: from the table, or the
+  // request being accepted when none waits there (the AR register is loaded from req_i directly).
   // -----------------------------------------------------------------------------------------------
-  logic                 iss_active_q;           // lines allocated, bursts going out
-  logic [63:0]          iss_addr_q;
+  logic                 iss_active_q;           // a request has bursts left to issue (at iss_ptr)
+  logic [63:0]          iss_addr_q;             // its next burst's address
   logic [RL_W-1:0]      iss_left_q;             // beats still to request
   logic [LINE_W-1:0]    iss_line_q;             // buffer line of the next burst's first beat
   logic [LINE_W-1:0]    buf_head_q;             // next line to allocate
   logic [FREE_W-1:0]    buf_free_q;
   logic [FREE_W-1:0]    buf_release;            // lines the read-out side frees this cycle
 
-  logic [NID-1:0]       id_busy_q;
-  logic [SLOT_W-1:0]    id_slot_q [NID];
-  logic [LINE_W-1:0]    id_line_q [NID];
+  // bursts in flight: entry e of the burst table uses ID e mod IDS; the table is used in turn, so the
+  // bursts of one ID are issued in entry order and (same ID, AXI4 ordering) return in that order
+  logic [NBURST-1:0]    bt_busy_q;
+  logic [SLOT_W-1:0]    bt_slot_q [NBURST];
+  logic [LINE_W-1:0]    bt_line_q [NBURST];     // buffer line of the burst's next beat
+  logic [BT_W-1:0]      bt_wr_q;                // the entry the next burst takes
+  logic [IDQ_W-1:0]     rh_q      [IDS];        // per ID: entry bits above the ID of its next R beat
 
-  logic [63:2]          iss_req_addr;
-  logic [2:0]           iss_req_status;
-  logic                 iss_pending, iss_skip, iss_start, ar_load, ar_free, id_any;
-  logic [AXI_ID_W-1:0]  id_pick;
+  logic                 tbl_pending, from_req, st_valid, st_sc, bt_free;
+  logic [63:2]          st_addr;                // the request that starts next: address, status, lines
+  logic [2:0]           st_status;
+  logic [RL_W-1:0]      st_lines, acc_lines;
+  logic                 iss_skip, iss_start, ar_load, ar_free, ar_last, ar_bypass;
+  logic                 ar_valid_q;             // the AR register holds a burst not yet taken
+  logic [AXI_ID_W-1:0]  ar_id_q, ar_id_d;
+  logic [63:0]          ar_addr_q;
+  logic [7:0]           ar_len_q, ar_len_d;
+  logic [63:0]          src_addr;
+  logic [RL_W-1:0]      src_left;
+  logic [LINE_W-1:0]    src_line;
   logic [8:0]           burst_beats;            // 1..256
 
-  // The next request may start in the cycle the current one loads its last burst (one request per
-  // cycle when each is one burst): it is the slot after the current one then.
-  logic                 ar_last, iss_free;
-  logic [SLOT_W:0]      nxt_ptr;
-  logic [SLOT_W-1:0]    nxt_slot;
-  assign ar_last  = ar_load && iss_left_q == RL_W'(burst_beats);
-  assign iss_free = !iss_active_q || ar_last;
-  assign nxt_ptr  = ar_last ? iss_ptr_q + 1'b1 : iss_ptr_q;
-  assign nxt_slot = nxt_ptr[SLOT_W-1:0];
+  assign acc_lines   = lines_of(req_i.addr[OFF_W-1:2], req_i.length);
+  assign tbl_pending = iss_ptr_q != alloc_ptr_q;
+  assign from_req    = !tbl_pending && accept;  // iss_ptr = alloc_ptr: the accepted request is next
+  assign st_addr     = from_req ? req_i.addr[63:2] : slot_req_q[iss_slot].addr[63:2];
+  assign st_status   = from_req ? req_i.status : slot_req_q[iss_slot].status;
+  assign st_lines    = from_req ? acc_lines : slot_lines_q[iss_slot];
+  assign st_valid    = !iss_active_q && (tbl_pending || accept);
+  assign st_sc       = st_status == CPL_SC;
+  assign ar_free     = !ar_valid_q || m_axi_arready;
+  assign bt_free     = !bt_busy_q[bt_wr_q];
+  assign iss_skip    = st_valid && !st_sc;      // no memory access: straight to transmit
+  assign iss_start   = st_valid && st_sc && ar_free && bt_free && buf_free_q >= FREE_W'(st_lines);
+  assign ar_load     = (iss_active_q && ar_free && bt_free) || iss_start;
 
-  assign iss_req_addr   = slot_req_q[nxt_slot].addr[63:2];
-  assign iss_req_status = slot_req_q[nxt_slot].status;
-  assign iss_pending = nxt_ptr != alloc_ptr_q;
-  assign ar_free     = !m_axi_arvalid || m_axi_arready;
-  assign iss_skip    = iss_pending && iss_free && iss_req_status != CPL_SC;
-  assign iss_start   = iss_pending && iss_free && iss_req_status == CPL_SC
-                       && buf_free_q >= FREE_W'(slot_lines_q[nxt_slot]);
-  assign ar_load     = iss_active_q && ar_free && id_any;
-
-  always_comb begin
-    id_any  = 1'b0;
-    id_pick = '0;
-    for (int i = NID - 1; i >= 0; i--) begin
-      if (!id_busy_q[i]) begin
-        id_any  = 1'b1;
-        id_pick = AXI_ID_W'(i);
-      end
-    end
-  end
+  assign src_addr = iss_active_q ? iss_addr_q : {st_addr, 2'b00};
+  assign src_left = iss_active_q ? iss_left_q : st_lines;
+  assign src_line = iss_active_q ? iss_line_q : buf_head_q;
+  assign ar_last  = ar_load && src_left == RL_W'(burst_beats);
 
   // A burst: the beats left, at most 256, not past the next 4 KiB boundary (AXI4 §A3.4.1)
   always_comb begin
     logic [12:0] to_4k;
-    to_4k = (13'h1000 - 13'({iss_addr_q[11:OFF_W], OFF_W'(0)})) >> OFF_W;
+    to_4k = (13'h1000 - 13'({src_addr[11:OFF_W], OFF_W'(0)})) >> OFF_W;
     burst_beats = 9'd256;
-    if (13'(iss_left_q) < 13'(burst_beats)) burst_beats = 9'(iss_left_q);
+    if (13'(src_left) < 13'(burst_beats)) burst_beats = 9'(src_left);
     if (to_4k < 13'(burst_beats)) burst_beats = 9'(to_4k);
   end
 
+  // The AR outputs: the AR register, or with AR_BYPASS the burst being loaded while the register is
+  // empty (it stays in the register if ARREADY is low). Either way ARVALID depends on no AXI input.
+  assign ar_id_d       = AXI_ID_W'(bt_wr_q[IDU_W-1:0]);
+  assign ar_len_d      = 8'(burst_beats - 9'd1);
+  assign ar_bypass     = AR_BYPASS && ar_load && !ar_valid_q;
+  assign m_axi_arvalid = ar_valid_q || ar_bypass;
+  assign m_axi_arid    = ar_bypass ? ar_id_d : ar_id_q;
+  assign m_axi_araddr  = ar_bypass ? src_addr : ar_addr_q;
+  assign m_axi_arlen   = ar_bypass ? ar_len_d : ar_len_q;
   assign m_axi_arsize  = 3'(OFF_W);
   assign m_axi_arburst = 2'b01;                 // INCR
   assign m_axi_arlock  = 1'b0;
@@ -216,9 +252,17 @@ module dma_rd
   logic [AXI_DATA_W-1:0] buf_mem [LINES];       // no reset: a RAM
   logic                  r_fire, r_done;
   logic [SLOT_W-1:0]     r_slot;
+  logic [BT_W-1:0]       r_bt;                  // the burst table entry of this beat
+  logic [IDU_W-1:0]      r_idu;
+  /* verilator lint_off UNUSEDSIGNAL */          // IDs above IDS are never issued
+  logic [AXI_ID_W-1:0]   r_id;
+  /* verilator lint_on UNUSEDSIGNAL */
+  assign r_id   = m_axi_rid;
+  assign r_idu  = r_id[IDU_W-1:0];
+  assign r_bt   = IDQ > 1 ? BT_W'({rh_q[r_idu], r_idu}) : BT_W'(r_idu);
   assign r_fire = m_axi_rvalid;                 // rready is 1
   assign r_done = r_fire && m_axi_rlast;
-  assign r_slot = id_slot_q[m_axi_rid];
+  assign r_slot = bt_slot_q[r_bt];
 
   // -----------------------------------------------------------------------------------------------
   // Transmit: completions of the oldest request, once all of its data is in
@@ -371,19 +415,18 @@ module dma_rd
   // Storage without reset (every entry is written before it is read): the buffer RAM with its
   // registered read port, the request table, the per-ID burst state and the two small FIFOs.
   always_ff @(posedge clk_i) begin
-    if (r_fire) buf_mem[id_line_q[m_axi_rid]] <= m_axi_rdata;
+    if (r_fire) buf_mem[bt_line_q[r_bt]] <= m_axi_rdata;
     if (f_read) rd_data_q <= buf_mem[dq_head.line + LINE_W'(f_idx_q)];
     if (accept) begin
       slot_req_q[alloc_ptr_q[SLOT_W-1:0]]   <= req_i;
-      slot_lines_q[alloc_ptr_q[SLOT_W-1:0]] <= req_i.status == CPL_SC
-                                               ? lines_of(req_i.addr[OFF_W-1:2], req_i.length) : '0;
+      slot_lines_q[alloc_ptr_q[SLOT_W-1:0]] <= req_i.status == CPL_SC ? acc_lines : '0;
     end
-    if (iss_start) slot_base_q[nxt_slot] <= buf_head_q;
+    if (iss_start) slot_base_q[iss_slot] <= buf_head_q;
     if (ar_load) begin
-      id_slot_q[id_pick] <= iss_slot;
-      id_line_q[id_pick] <= iss_line_q;
+      bt_slot_q[bt_wr_q] <= iss_slot;
+      bt_line_q[bt_wr_q] <= src_line;
     end
-    if (r_fire) id_line_q[m_axi_rid] <= id_line_q[m_axi_rid] + 1'b1;
+    if (r_fire) bt_line_q[r_bt] <= bt_line_q[r_bt] + 1'b1;   // r_bt is in flight, bt_wr_q is free
     if (tx_step) dq_q[dq_wr_q[1:0]] <= tx_desc;
     if (f_read) rd_tok_q <= '{lane: dq_head.lane, nbytes: dq_head.nbytes};
     if (rd_valid_q) begin
@@ -403,11 +446,13 @@ module dma_rd
       iss_line_q    <= '0;
       buf_head_q    <= '0;
       buf_free_q    <= FREE_W'(LINES);
-      id_busy_q     <= '0;
-      m_axi_arvalid <= 1'b0;
-      m_axi_arid    <= '0;
-      m_axi_araddr  <= '0;
-      m_axi_arlen   <= '0;
+      bt_busy_q     <= '0;
+      bt_wr_q       <= '0;
+      for (int i = 0; i < IDS; i++) rh_q[i] <= '0;
+      ar_valid_q    <= 1'b0;
+      ar_id_q       <= '0;
+      ar_addr_q     <= '0;
+      ar_len_q      <= '0;
       tx_pos_q      <= '0;
       cpl_hdr_valid_o <= 1'b0;
       cpl_hdr_o     <= '0;
@@ -437,38 +482,35 @@ module dma_rd
         alloc_ptr_q <= alloc_ptr_q + 1'b1;
       end
 
-      // issue (a start in the cycle of the last burst's load wins over that load's updates)
-      if (m_axi_arready) m_axi_arvalid <= 1'b0;
+      // issue
+      if (m_axi_arready) ar_valid_q <= 1'b0;
       if (ar_load) begin
-        m_axi_arvalid <= 1'b1;
-        m_axi_arid    <= id_pick;
-        m_axi_araddr  <= iss_addr_q;
-        m_axi_arlen   <= 8'(burst_beats - 9'd1);
-        iss_addr_q   <= {iss_addr_q[63:OFF_W], OFF_W'(0)} + (64'(burst_beats) << OFF_W);
-        iss_left_q   <= iss_left_q - RL_W'(burst_beats);
-        iss_line_q   <= iss_line_q + LINE_W'(burst_beats);
-        if (ar_last) iss_active_q <= 1'b0;
+        if (!(ar_bypass && m_axi_arready)) ar_valid_q <= 1'b1;   // else taken straight from the bypass
+        ar_id_q       <= ar_id_d;
+        ar_addr_q     <= src_addr;
+        ar_len_q      <= ar_len_d;
+        iss_addr_q    <= {src_addr[63:OFF_W], OFF_W'(0)} + (64'(burst_beats) << OFF_W);
+        iss_left_q    <= src_left - RL_W'(burst_beats);
+        iss_line_q    <= src_line + LINE_W'(burst_beats);
+        iss_active_q  <= !ar_last;
+        bt_wr_q       <= bt_wr_q + 1'b1;
       end
-      iss_ptr_q <= nxt_ptr + (SLOT_W + 1)'(iss_skip);
+      iss_ptr_q <= iss_ptr_q + (SLOT_W + 1)'(ar_last || iss_skip);
       if (iss_start) begin
-        iss_active_q <= 1'b1;
-        iss_addr_q   <= {iss_req_addr, 2'b00};
-        iss_left_q   <= slot_lines_q[nxt_slot];
-        iss_line_q   <= buf_head_q;
-        buf_head_q   <= buf_head_q + LINE_W'(slot_lines_q[nxt_slot]);
+        buf_head_q <= buf_head_q + LINE_W'(st_lines);
       end
-      buf_free_q <= buf_free_q + buf_release
-                    - (iss_start ? FREE_W'(slot_lines_q[nxt_slot]) : '0);
+      buf_free_q <= buf_free_q + buf_release - (iss_start ? FREE_W'(st_lines) : '0);
 
-      // bursts in flight per slot and ID
+      // bursts in flight per slot, per ID and in the burst table
       for (int i = 0; i < NREQ; i++) begin
         slot_pend_q[i] <= slot_pend_q[i]
                           + PEND_W'(ar_load && iss_slot == SLOT_W'(i))
                           - PEND_W'(r_done && r_slot == SLOT_W'(i));
       end
       if (r_fire && m_axi_rresp[1]) slot_err_q[r_slot] <= 1'b1;
-      id_busy_q <= (id_busy_q | (ar_load ? NID'(1) << id_pick : '0))
-                   & ~(r_done ? NID'(1) << m_axi_rid : '0);
+      bt_busy_q <= (bt_busy_q | (ar_load ? NBURST'(1) << bt_wr_q : '0))
+                   & ~(r_done ? NBURST'(1) << r_bt : '0);
+      if (r_done && IDQ > 1) rh_q[r_idu] <= rh_q[r_idu] + 1'b1;
 
       // transmit
       if (cpl_hdr_ready_i) cpl_hdr_valid_o <= 1'b0;

@@ -1313,7 +1313,8 @@ module iommu_top
     .AXI_DATA_W  (DW),
     .AXI_ID_W    (DMA_ID_W),
     .MAX_PAYLOAD (CFG.max_payload),
-    .RCB         (CFG.rcb)
+    .RCB         (CFG.rcb),
+    .AR_BYPASS   (1'b0)    // registered AR outputs: the fast path already feeds dma_rd from resolve
   ) u_dma_rd (
     .clk_i, .rst_ni,
     .completer_id_i    (CFG.iommu_rid),

@@ -16,22 +16,32 @@
 //   size (3 x WAYS comparators; fully associative: one probe, ENTRIES comparators, each entry
 //   compared at its own size).
 // * Replacement: tree pseudo-LRU per set (WAYS-1 bits), touched by every hit and fill. A fill goes to
-//   the way already holding the same tag (DID, PASID, page, size: the new walk result replaces the
-//   old one, e.g. the D=1 refill after a write missed on D=0), else the first invalid way, else the
-//   PLRU victim. A working set with at most WAYS pages per set is therefore never evicted.
+//   the way already holding the same tag (DID + PASID or src, page, size: the new walk result replaces
+//   the old one, e.g. the D=1 refill after a write missed on D=0), else the first invalid way, else
+//   the PLRU victim. A working set with at most WAYS pages per set is therefore never evicted.
 //
-// Lookup (lkup_* -> rsp_*): one accepted per cycle, answers in order with a fixed latency of 2 cycles
-// (request registered, then compare/select into the response register): a request accepted in cycle
-// t is answered in cycle t+2, later only under rsp back-pressure.
-// lkup_ready_o depends combinationally on rsp_ready_i. rsp_user_o returns lkup_user_i.
-// * hit = a valid entry with equal DID and PASID whose page contains va, and, for a write, D=1: a write
-//   must not hit an entry cached with D=0 (the walk has to run again to set D, vtd.md §3.7), so such
-//   an entry is passed over and the write misses unless another entry covers it.
+// Lookup (lkup_* -> rsp_*): one accepted per cycle, answers in order with a fixed latency of 1 cycle:
+// the request inputs are compared and the answer selected in the cycle the lookup is accepted, straight
+// into the response register, so a request accepted in cycle t is answered in cycle t+1 (and held there
+// while rsp_ready_i is low; a new lookup is accepted only in a cycle the register is empty or its
+// answer leaves). lkup_ready_o = !rsp_valid_o || rsp_ready_i (combinational from rsp_ready_i).
+// rsp_user_o returns lkup_user_i. The compare path starts at lkup_i (and fill_i, inv_i, see below).
+// With MATCH_SRC=1 an entry is matched by src instead of DID + PASID (lookups and the fill's search for
+// its old copy; lkup_i.did / lkup_i.pasid are not looked at); DID and PASID still select it for
+// invalidation.
+// * hit = a valid entry with the lookup's DID and PASID (src with MATCH_SRC=1) whose page contains va,
+//   and, for a write, D=1: a write must not hit an entry cached with D=0 (the walk has to run again to
+//   set D, vtd.md §3.7), so such an entry is passed over and the write misses unless another entry
+//   covers it.
 // * Several entries may cover one address (a 4K page inside a cached 2M page, filled by walks at
-//   different times); the smallest page wins, then the lowest probe and way.
+//   different times); the smallest page wins, then the entry being filled in that cycle, then the
+//   lowest probe and way.
 //
-// Fill (fill_*): written in the cycle it is accepted; seen by every compare from the next cycle on.
-// A fill with the reserved size code is accepted and dropped. fill_ready_o is low while an
+// Fill (fill_*): written in the cycle it is accepted. A lookup accepted in the same cycle already sees
+// it: the fill is compared beside the stored entries. In that cycle the entry the fill overwrites is
+// still compared too (it was valid until then: an older version of the same tag, which a cache may go
+// on using until an invalidation, vtd.md §4.6, or a victim that is still a correct translation). A
+// fill with the reserved size code is accepted and dropped. fill_ready_o is low while an
 // invalidation walks the sets (so a fill lands wholly before or wholly after it).
 //
 // Invalidation (inv_* then inv_done_*): one at a time (inv_ready_o only when idle). The walk clears the
@@ -45,16 +55,20 @@
 // Ordering and lookups in flight. Operations are ordered by the cycle they are accepted in; in one
 // cycle a fill comes before an invalidation, which comes before a lookup.
 // * A lookup accepted in the same cycle as an invalidation, or later, never hits an entry that
-//   invalidation removes: lookups keep being accepted during the walk, and while it runs a hit whose
-//   entry the invalidation matches is answered as a miss (the ways of sets not yet walked are still
-//   valid). Because the smallest covering page wins and any page containing a doomed smaller page is
-//   doomed too, this only turns into misses the hits the invalidation would remove anyway.
-// * A lookup accepted before the invalidation (at most two: one per pipeline stage) is "in flight": it
-//   may hit or miss an entry the invalidation removes. inv_done_valid_o waits until every such lookup
-//   has been answered (its rsp handshake done), so after the done handshake no answer computed from a
-//   removed entry can still come out of the IOTLB.
-// * Bound: an invalidation accepted in cycle t has inv_done_valid_o high in cycle t + SETS + 1, one
-//   cycle later at most for each cycle from t on in which a response waits on rsp_ready_i.
+//   invalidation removes: lookups keep being accepted during the walk, and in the accepting cycle and
+//   while the walk runs a hit whose entry the invalidation matches is answered as a miss (the ways of
+//   sets not yet walked are still valid). Because the smallest covering page wins and any page
+//   containing a doomed smaller page is doomed too, this only turns into misses the hits the
+//   invalidation would remove anyway (with MATCH_SRC=1 this needs every entry of one src to carry the
+//   same DID + PASID, which holds while software does not change the context / PASID entry behind it
+//   without the invalidations vtd.md §4.6 asks for).
+// * A lookup accepted before the invalidation is "in flight": it may hit or miss an entry the
+//   invalidation removes. There is at most one, the answer waiting in the response register in the
+//   cycle the invalidation is accepted. inv_done_valid_o waits until it has been taken (rsp handshake),
+//   so after the done handshake no answer computed from a removed entry can still come out of the IOTLB.
+// * Bound: an invalidation accepted in cycle t has inv_done_valid_o high in cycle t + SETS + 1, or, if
+//   the answer in the response register in cycle t is still waiting then, in the cycle after it is
+//   taken.
 // * The IOTLB cannot tell when a walk read the tables: a fill from a walk that started before an
 //   invalidation must be dropped by the walker (or the IQ must drain the walker before it completes the
 //   invalidation), or it would put back what was invalidated.
@@ -175,9 +189,7 @@ module iotlb
   logic [WAYS-1:0]   valid_q [SETS];
   plru_t             plru_q  [SETS];
 
-  logic              s1_valid_q, s1_old_q, rsp_old_q;    // *_old_q: accepted before the pending invalidation
-  iotlb_lkup_t       s1_q;
-  logic [USER_W-1:0] s1_user_q;
+  logic              rsp_old_q;                          // the answer waiting is from before the invalidation
 
   inv_state_e        inv_state_q;
   iotlb_inv_t        inv_q;
@@ -186,65 +198,16 @@ module iotlb
   // -----------------------------------------------------------------------------------------------
   // Handshakes
   // -----------------------------------------------------------------------------------------------
-  logic lkup_fire, s1_adv, fill_fire, inv_fire, done_fire;
-  assign s1_adv       = s1_valid_q && (!rsp_valid_o || rsp_ready_i);
-  assign lkup_ready_o = !s1_valid_q || s1_adv;
+  logic lkup_fire, fill_fire, fill_now, fill_ok, inv_fire, done_fire;
+  assign lkup_ready_o = !rsp_valid_o || rsp_ready_i;
   assign lkup_fire    = lkup_valid_i && lkup_ready_o;
   assign fill_ready_o = inv_state_q != ST_WALK;
   assign fill_fire    = fill_valid_i && fill_ready_o;
+  assign fill_now     = fill_fire && fill_ok;         // an entry is written this cycle
   assign inv_ready_o  = inv_state_q == ST_IDLE;
   assign inv_fire     = inv_valid_i && inv_ready_o;
-  assign inv_done_valid_o = inv_state_q == ST_DONE && !(s1_valid_q && s1_old_q) && !(rsp_valid_o && rsp_old_q);
+  assign inv_done_valid_o = inv_state_q == ST_DONE && !(rsp_valid_o && rsp_old_q);
   assign done_fire    = inv_done_valid_o && inv_done_ready_i;
-
-  // -----------------------------------------------------------------------------------------------
-  // Compare (stage 2): probe the set of each page size, pick the smallest covering page
-  // -----------------------------------------------------------------------------------------------
-  logic         hit;
-  /* verilator lint_off UNUSEDSIGNAL */  // the hit entry's src was compared already; only its data goes on
-  iotlb_entry_t hit_e;
-  /* verilator lint_on UNUSEDSIGNAL */
-  set_t         hit_set;
-  way_t         hit_way;
-  iotlb_rsp_t   rsp_d;
-
-  always_comb begin
-    set_t         idx;
-    iotlb_entry_t e;
-    logic         covers;
-    hit     = 1'b0;
-    hit_e   = '0;
-    hit_set = '0;
-    hit_way = '0;
-    for (int sz = 0; sz < 3; sz++) begin
-      for (int p = 0; p < int'(NPROBE); p++) begin
-        idx = set_of(s1_q.va, (NPROBE == 1) ? 0 : p);
-        for (int w = 0; w < int'(WAYS); w++) begin
-          e = ent_q[idx][w];
-          covers = valid_q[idx][w] && same_tag(e.did, e.pasid, e.src, s1_q.did, s1_q.pasid, s1_q.src)
-                   && ((e.va ^ s1_q.va) & page_mask(e.size)) == '0 && (!s1_q.is_write || e.d);
-          if (!hit && covers && e.size == iotlb_size_e'(sz) && (NPROBE == 1 || p == sz)) begin
-            hit     = 1'b1;
-            hit_e   = e;
-            hit_set = idx;
-            hit_way = way_t'(w);
-          end
-        end
-      end
-    end
-    // a hit on an entry the running invalidation removes is a miss (header: lookups in flight)
-    if (inv_state_q == ST_WALK && doomed(inv_q, hit_e.did, hit_e.pasid, hit_e.va, hit_e.size)) hit = 1'b0;
-
-    rsp_d = '0;
-    if (hit) begin
-      rsp_d.hit   = 1'b1;
-      rsp_d.size  = hit_e.size;
-      rsp_d.frame = hit_e.frame;
-      rsp_d.rw    = hit_e.rw;
-      rsp_d.us    = hit_e.us;
-      rsp_d.d     = hit_e.d;
-    end
-  end
 
   // -----------------------------------------------------------------------------------------------
   // Fill placement: same tag, else first invalid way, else the PLRU victim
@@ -252,7 +215,6 @@ module iotlb
   iotlb_entry_t fill_e;
   set_t         fill_set;
   way_t         fill_way;
-  logic         fill_ok;
 
   always_comb begin
     logic found;
@@ -282,11 +244,77 @@ module iotlb
     end
   end
 
+  // -----------------------------------------------------------------------------------------------
+  // Compare, in the accepting cycle: probe the set of each page size, and the entry being filled;
+  // pick the smallest covering page
+  // -----------------------------------------------------------------------------------------------
+  logic         hit;
+  /* verilator lint_off UNUSEDSIGNAL */  // the hit entry's tag was compared already; only its data goes on
+  iotlb_entry_t hit_e;
+  /* verilator lint_on UNUSEDSIGNAL */
+  set_t         hit_set;
+  way_t         hit_way;
+  logic         fill_covers;
+  iotlb_rsp_t   rsp_d;
+
+  always_comb begin
+    set_t         idx;
+    iotlb_entry_t e;
+    logic         covers;
+    fill_covers = fill_now
+                  && same_tag(fill_e.did, fill_e.pasid, fill_e.src, lkup_i.did, lkup_i.pasid, lkup_i.src)
+                  && ((fill_e.va ^ lkup_i.va) & page_mask(fill_e.size)) == '0
+                  && (!lkup_i.is_write || fill_e.d);
+    hit     = 1'b0;
+    hit_e   = '0;
+    hit_set = '0;
+    hit_way = '0;
+    for (int sz = 0; sz < 3; sz++) begin
+      if (!hit && fill_covers && fill_e.size == iotlb_size_e'(sz)) begin
+        hit     = 1'b1;
+        hit_e   = fill_e;
+        hit_set = fill_set;
+        hit_way = fill_way;
+      end
+      for (int p = 0; p < int'(NPROBE); p++) begin
+        idx = set_of(lkup_i.va, (NPROBE == 1) ? 0 : p);
+        for (int w = 0; w < int'(WAYS); w++) begin
+          e = ent_q[idx][w];
+          covers = valid_q[idx][w] && same_tag(e.did, e.pasid, e.src, lkup_i.did, lkup_i.pasid, lkup_i.src)
+                   && ((e.va ^ lkup_i.va) & page_mask(e.size)) == '0 && (!lkup_i.is_write || e.d);
+          if (!hit && covers && e.size == iotlb_size_e'(sz) && (NPROBE == 1 || p == sz)) begin
+            hit     = 1'b1;
+            hit_e   = e;
+            hit_set = idx;
+            hit_way = way_t'(w);
+          end
+        end
+      end
+    end
+    // a hit on an entry the invalidation accepted this cycle or the running one removes is a miss
+    // (header: lookups in flight)
+    if ((inv_fire && doomed(inv_i, hit_e.did, hit_e.pasid, hit_e.va, hit_e.size))
+        || (inv_state_q == ST_WALK && doomed(inv_q, hit_e.did, hit_e.pasid, hit_e.va, hit_e.size))) begin
+      hit = 1'b0;
+    end
+
+    rsp_d = '0;
+    if (hit) begin
+      rsp_d.hit   = 1'b1;
+      rsp_d.size  = hit_e.size;
+      rsp_d.frame = hit_e.frame;
+      rsp_d.rw    = hit_e.rw;
+      rsp_d.us    = hit_e.us;
+      rsp_d.d     = hit_e.d;
+    end
+  end
+
   // replacement state after this cycle's hit and fill (a fill in the hit's set sees the hit first)
   plru_t plru_hit_d, plru_fill_d;
   always_comb begin
     plru_hit_d  = plru_touch(plru_q[hit_set], hit_way);
-    plru_fill_d = plru_touch((s1_adv && hit && hit_set == fill_set) ? plru_hit_d : plru_q[fill_set], fill_way);
+    plru_fill_d = plru_touch((lkup_fire && hit && hit_set == fill_set) ? plru_hit_d : plru_q[fill_set],
+                             fill_way);
   end
 
   // -----------------------------------------------------------------------------------------------
@@ -299,10 +327,6 @@ module iotlb
         plru_q[s]  <= '0;
         for (int w = 0; w < int'(WAYS); w++) ent_q[s][w] <= '0;
       end
-      s1_valid_q  <= 1'b0;
-      s1_old_q    <= 1'b0;
-      s1_q        <= '0;
-      s1_user_q   <= '0;
       rsp_valid_o <= 1'b0;
       rsp_old_q   <= 1'b0;
       rsp_o       <= '0;
@@ -311,33 +335,22 @@ module iotlb
       inv_q       <= '0;
       walk_q      <= '0;
     end else begin
-      // stage 1: the registered request
+      // the answer (a lookup is accepted only when the register is empty or its answer leaves)
       if (lkup_fire) begin
-        s1_valid_q <= 1'b1;
-        s1_q       <= lkup_i;
-        s1_user_q  <= lkup_user_i;
-        s1_old_q   <= 1'b0;                                 // same cycle as an invalidation: after it
-      end else begin
-        if (s1_adv) s1_valid_q <= 1'b0;
-        if (inv_fire) s1_old_q <= 1'b1;
-      end
-
-      // stage 2: the answer
-      if (rsp_ready_i) rsp_valid_o <= 1'b0;
-      if (s1_adv) begin
         rsp_valid_o <= 1'b1;
         rsp_o       <= rsp_d;
-        rsp_user_o  <= s1_user_q;
-        rsp_old_q   <= s1_old_q || inv_fire;
-      end else if (inv_fire) begin
-        rsp_old_q   <= 1'b1;
+        rsp_user_o  <= lkup_user_i;
+        rsp_old_q   <= 1'b0;                                // same cycle as an invalidation: after it
+      end else begin
+        if (rsp_ready_i) rsp_valid_o <= 1'b0;
+        if (inv_fire)    rsp_old_q   <= 1'b1;               // the answer waiting (if any) is in flight
       end
 
       // replacement state (plru_fill_d already includes a hit in the same set this cycle)
-      if (s1_adv && hit)       plru_q[hit_set]  <= plru_hit_d;
-      if (fill_fire && fill_ok) plru_q[fill_set] <= plru_fill_d;
+      if (lkup_fire && hit) plru_q[hit_set]  <= plru_hit_d;
+      if (fill_now)         plru_q[fill_set] <= plru_fill_d;
 
-      if (fill_fire && fill_ok) begin
+      if (fill_now) begin
         ent_q[fill_set][fill_way]   <= fill_e;
         valid_q[fill_set][fill_way] <= 1'b1;
       end

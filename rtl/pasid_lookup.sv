@@ -23,20 +23,26 @@
 //     passed the context-stage checks (also when a request-specific check then fails);
 //   PASID cache, PE_ENTRIES entries, key = (requester ID, PASID), filled with a PASID entry that
 //     passed the PASID-entry checks; it also holds the directory entry's FPD.
-// A lookup probes the context cache when it is accepted and the PASID cache once it knows its
-// PASID; each hit saves the reads of that half of the walk.
+// A lookup probes the context cache when it is accepted and the PASID cache once it knows its PASID:
+// on a context hit in the accepting cycle too (the PASID is the request's, or RID_PASID of the cached
+// context entry), unless an older lookup is waiting to probe the PASID cache in that cycle (the cache
+// has one probe port and the older lookup goes first; the new one probes in a later cycle). Each hit
+// saves the reads of that half of the walk.
 //
 // Concurrency: SLOTS lookups in flight, not hit-under-miss. Each slot has its own AXI ID (the slot
 // index), so the reads of different lookups overlap and may come back in any order or interleaved;
 // hits are found while older lookups wait for memory, but answers leave in request order (a hit
 // behind a miss waits for the miss's answer). The tag is opaque and only returned.
-// Latency from acceptance to rsp_valid_o: both caches hit = 2 cycles (context probe at acceptance,
-// PASID probe, answer); context hit and PASID miss = 2 reads in series (directory, PASID entry);
-// both miss = 4 reads in series (root, context, directory, PASID entry). Each read costs the
-// memory's latency plus 3 cycles here (state -> AR register, the AR handshake, last R beat ->
-// next state). Measured with tb/axi_mem.py answering without added latency: 19 cycles for a
-// miss at AXI_DATA_W=256 (a PASID entry is 2 beats), 29 at 64 (8 beats), 18 at 512. Throughput
-// of hits: one per cycle with SLOTS >= 3.
+// Latency from acceptance to rsp_valid_o (a lookup accepted in cycle t is answered from cycle t+N
+// on): both caches hit = 1 cycle (both probes in the accepting cycle, the answer in the slot
+// register), 2 when an older lookup had the PASID-cache probe in that cycle; context hit and PASID
+// miss = 2 reads in series (directory, PASID entry; the directory read is set up in the accepting
+// cycle); both miss = 4 reads in series (root, context, directory, PASID entry). Each read costs the
+// memory's latency plus 3 cycles here (state -> AR register, the AR handshake, last R beat -> next
+// state). Measured with tb/axi_mem.py answering without added latency: 19 cycles for a miss at
+// AXI_DATA_W=256 (a PASID entry is 2 beats), 29 at 64 (8 beats), 18 at 512. Throughput of hits: one
+// per cycle with SLOTS >= 2. The accepting cycle's path runs req_i.rid -> context-cache compare ->
+// RID_PASID (a request without PASID) -> PASID-cache compare -> the slot's next state.
 //
 // Invalidation (cc_inv / pc_inv semantics of vtd §4.3) and lookups in flight: while an
 // invalidation is offered, no new lookup is accepted; the invalidation is taken (ready) only
@@ -438,8 +444,9 @@ module pasid_lookup
   // -----------------------------------------------------------------------------------------------
   logic              accept;
   logic [SLOT_W-1:0] tail;
-  pl_fault_e         acc_req_fault, acc_use_fault;
+  pl_fault_e         acc_req_fault, acc_use_fault, acc_pe_fault;
   pl_ctx_t           acc_ctx;
+  logic [19:0]       acc_pasid;                // the PASID the new lookup is processed with
 
   assign tail          = slot_add(head_q, count_q);
   assign req_ready_o   = count_q != (SLOT_W + 1)'(SLOTS) && !inv_pending;
@@ -447,6 +454,7 @@ module pasid_lookup
   assign acc_ctx       = pl_ctx_t'(ctx_hit_data);
   assign acc_req_fault = request_check(req_i, ttm_i);
   assign acc_use_fault = context_use_check(req_i, acc_ctx);
+  assign acc_pasid     = req_i.pasid_valid ? req_i.pasid : acc_ctx.rid_pasid;
 
   // -----------------------------------------------------------------------------------------------
   // AR: the oldest slot with a read to issue goes into the AR register
@@ -527,9 +535,11 @@ module pasid_lookup
     end
   end
 
-  assign pe_probe_key    = {req_q[probe_sel].rid, pasid_q[probe_sel]};
+  // the port goes to the oldest waiting slot, else to the lookup being accepted (its context hit)
+  assign pe_probe_key    = probe_found ? {req_q[probe_sel].rid, pasid_q[probe_sel]} : {req_i.rid, acc_pasid};
   assign probe_pe        = pl_pe_t'(pe_hit_data);
   assign probe_use_fault = pasid_use_check(req_q[probe_sel], ctx_q[probe_sel], probe_pe);
+  assign acc_pe_fault    = pasid_use_check(req_i, acc_ctx, probe_pe);
 
   // -----------------------------------------------------------------------------------------------
   // R: collect the beats of a slot's structure; evaluate it with the last beat
@@ -590,8 +600,13 @@ module pasid_lookup
         st_d[tail] = S_DONE;  reason_d[tail] = acc_use_fault;
       end else if (req_i.kind == PL_TRANSLATED) begin
         st_d[tail] = S_DONE;  // a translated request needs no PASID entry
+      end else if (probe_found) begin
+        st_d[tail] = S_PE_PROBE;  // an older lookup has the PASID-cache port this cycle
+      end else if (pe_hit) begin
+        st_d[tail] = S_DONE;  pe_d[tail] = probe_pe;  reason_d[tail] = acc_pe_fault;
       end else begin
-        st_d[tail] = S_PE_PROBE;
+        st_d[tail]   = S_DIR_AR;
+        addr_d[tail] = {acc_ctx.pasiddirptr, 12'h000} + {47'd0, acc_pasid[19:6], 3'b000};
       end
     end
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import cocotb
 from cocotb.clock import Clock
 from cocotb.simtime import get_sim_time
-from cocotb.triggers import ClockCycles, Event, First, RisingEdge
+from cocotb.triggers import ClockCycles, Event, FallingEdge, First, ReadOnly, RisingEdge
 from cocotbext.axi import AxiBus, AxiResp, AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStreamSource
 
 from models import tlp as T
@@ -49,8 +49,12 @@ from tb.svstruct import SvPackage
 PKG = SvPackage(RTL_DIR / "dma_pkg.sv")
 PAGE = 4096
 CLK_NS = 4
-NREQ = 16   # dma_rd's request table (its default, which tb/rtl/dma_harness.sv keeps)
 STREAM = 40  # dma_perf: 1-DW reads streamed back to back (more than the request table holds)
+RATE_LATENCY = 20   # dma_perf: memory latency of the sustained-rate measurement (cycles)
+RATE_READS = 400    # dma_perf: 1-DW reads in that measurement
+# rtl/dma_rd.sv header: request handshake in cycle t -> ARVALID in cycle t (AR_BYPASS=1) or t + 1 (0)
+AR_LATENCY = {True: 0, False: 1}
+MIN_RATE = 0.9      # dma_perf: sustained 1-DW reads per cycle at memory latency RATE_LATENCY (header: ~1)
 STATUS = {T.CPL_SC: 0b000, T.CPL_UR: 0b001, T.CPL_CRS: 0b010, T.CPL_CA: 0b100}
 
 
@@ -149,6 +153,9 @@ class Tb:
         Clock(dut.clk_i, CLK_NS, unit="ns").start()
         self.bytes = len(dut.m_axi_wdata) // 8
         self.mps = int(os.environ.get("DMA_MAX_PAYLOAD", "256"))
+        self.nreq = int(os.environ.get("DMA_NREQ", "32"))    # dma_rd's request table (tests/sim/test_dma.py)
+        self.nburst = int(os.environ.get("DMA_NBURST", "32"))  # and its bursts in flight
+        self.ar_bypass = os.environ.get("DMA_AR_BYPASS", "1") == "1"
         self.rcb = int(os.environ.get("DMA_RCB", "64"))
         self.cid = rng.getrandbits(16)
         dut.completer_id_i.value = self.cid
@@ -396,6 +403,27 @@ class Tb:
         if payload:
             await self.tx_src.send(AxiStreamFrame(payload))
 
+    async def ar_latency(self, pa: int, iova: int) -> int:
+        """One lone 1-DW read: cycles from the cycle its request handshake happens to the first cycle ARVALID
+        is high, both sampled mid-cycle (falling edge, ReadOnly) so there is no edge-ordering question."""
+        dut = self.dut
+        assert not self.rd_ops and not int(dut.m_axi_arvalid.value), "ar_latency needs dma_rd idle"
+        fall, ro = FallingEdge(dut.clk_i), ReadOnly()
+        await self.read(pa, iova, 0x40, 1, 0xF, 0)
+        cycle, accepted = 0, None
+        while True:
+            await fall
+            await ro
+            cycle += 1
+            if cycle > 1000:
+                raise AssertionError(f"ar_latency: no AR within 1000 cycles\n  {self.stats.rerun_hint()}")
+            if accepted is None and int(dut.rd_req_valid_i.value) and int(dut.rd_req_ready_o.value):
+                accepted = cycle
+            if accepted is not None and int(dut.m_axi_arvalid.value):
+                break
+        await self.until(lambda: not self.rd_ops, "the read")
+        return cycle - accepted
+
     def frames_span(self, since: int, lengths: list[int], what: str) -> int:
         """The TLP frames logged from index ``since`` on (``lengths``: their expected sizes in bytes) left
         back to back: from the first beat of the first to the last beat of the last, one cycle per beat,
@@ -634,7 +662,10 @@ async def dma_perf(dut):
     without an idle cycle between TLPs; STREAM 1-DW reads offered one per cycle with memory latency 0 (data
     in lane 0 of the bus, then at random DW offsets) come out as completions one beat per cycle from the
     first on (more reads than dma_rd's request table holds, so its slots must be freed as fast as they
-    fill)."""
+    fill); a lone read's request handshake -> ARVALID takes AR_LATENCY cycles (sampled mid-cycle);
+    RATE_READS 1-DW reads at memory latency RATE_LATENCY, the memory holding as many as come, leave at
+    MIN_RATE completions per cycle or more with dma_rd's default request table and burst table (logged
+    for every configuration)."""
     stats = Stats()
     rng = random.Random(stats.seed)
     tb = Tb(dut, stats, rng, busy=0.0, latency=(10, 10), error_pages=0, npages=8)
@@ -651,6 +682,9 @@ async def dma_perf(dut):
             await tb.read(pa, iova, 0x40, 1, 0xF, 0)
             await tb.until(lambda: not tb.rd_ops, "the read")
             lat[mem_latency] = (tb.first_out_ns - tb.rd_drv.accept_times[-1]) // CLK_NS
+        # request handshake -> ARVALID of a lone read
+        tb.axi.read_latency = 0
+        ar_lat = await tb.ar_latency(*tb.pages[1])
         # latency of tlp_tx alone: a 3-DW Cpl through the tb source
         tb.first_out_ns = None
         await tb.tx(T.Completion(completer_id=1, requester_id=2, status=T.CPL_UR))
@@ -673,17 +707,17 @@ async def dma_perf(dut):
         await tb.until(lambda: tb.outstanding() == 0, "the writes")
         wr_cycles = (get_sim_time("ns") - t_first) // CLK_NS
         wr_rate = n * PAGE / wr_cycles
-        # back-to-back short TLPs, the sink never stalling. dma_rd: NREQ 1-DW reads whose read data the
-        # memory holds back until all of them are issued, then returns one beat per cycle (the transmit
-        # side alone, all data already in).
+        # back-to-back short TLPs, the sink never stalling. dma_rd: a request table's worth of 1-DW reads
+        # whose read data the memory holds back until all of them are issued, then returns one beat per
+        # cycle (the transmit side alone, all data already in).
         since, lengths = len(tb.frame_log), []
         tb.axi.r_channel.pause = True
-        outstanding, tb.axi.max_outstanding = tb.axi.max_outstanding, NREQ   # it holds every burst meanwhile
-        for i in range(NREQ):
+        outstanding, tb.axi.max_outstanding = tb.axi.max_outstanding, tb.nreq   # it holds every burst
+        for i in range(tb.nreq):
             pa, iova = tb.pages[i % len(tb.pages)]
             await tb.read(pa, iova, 4 * rng.randrange(PAGE // 4), 1, rng.randrange(16), 0)
             lengths += [len(x) for x in tb.rd_ops[-1].expect]
-        await ClockCycles(clk, 4 * NREQ + 40)      # every AR accepted and its data due
+        await ClockCycles(clk, 4 * tb.nreq + 40)   # every AR accepted and its data due
         tb.axi.r_channel.pause = False
         await tb.until(lambda: not tb.rd_ops, "the 1-DW reads")
         tb.axi.max_outstanding = outstanding
@@ -702,6 +736,20 @@ async def dma_perf(dut):
                 lengths += [len(x) for x in tb.rd_ops[-1].expect]
             await tb.until(lambda: not tb.rd_ops, "the streamed 1-DW reads")
             stream_spans[what] = tb.frames_span(since, lengths, f"{STREAM} streamed 1-DW reads ({what} data)")
+        # sustained 1-DW reads at memory latency RATE_LATENCY, the memory holding as many reads as come (so
+        # only dma_rd's request table and AXI IDs bound the rate): completions per cycle over the last three
+        # quarters of the run (the first quarter fills the pipe)
+        tb.axi.read_latency = RATE_LATENCY
+        outstanding, tb.axi.max_outstanding = tb.axi.max_outstanding, 4 * RATE_READS
+        since = len(tb.frame_log)
+        for i in range(RATE_READS):
+            pa, iova = tb.pages[i % len(tb.pages)]
+            await tb.read(pa, iova, 4 * rng.randrange(PAGE // 4), 1, 0xF, 0)
+        await tb.until(lambda: not tb.rd_ops, f"the reads at memory latency {RATE_LATENCY}")
+        tb.axi.max_outstanding = outstanding
+        log = tb.frame_log[since:]
+        k = len(log) // 4
+        rate_l20 = (len(log) - 1 - k) / ((log[-1][0] - log[k][0]) / CLK_NS)
         # the tb source, offering each TLP's header and payload together (as iommu_top's ATS completions do)
         since = len(tb.frame_log)
         tlps = [random_tlp(rng, 2) for _ in range(64)]
@@ -712,13 +760,25 @@ async def dma_perf(dut):
         await tb.finish()
         # the transmitter's ceiling: ceil((12 + MPS) / B) beats per MAX_PAYLOAD bytes
         tx_bound = mps / -(-(12 + mps) // b)
-        dut._log.info("perf (bus %d B, MPS %d): 1 DW read request -> completion out %d cycles (memory "
-                      "latency 0), %d cycles (memory latency 10); tlp_tx header accepted -> TLP out %d "
-                      "cycles; 4 KiB reads %.1f B/cycle (tlp_tx bound %.1f); 4 KiB writes %.1f B/cycle; "
-                      "%d 1-DW completions back to back in %d cycles, %d short tb TLPs in %d cycles; %d streamed "
-                      "1-DW reads (memory latency 0): completions out in %d cycles (lane-0 data), %d (any offset)",
-                      b, mps, lat[0], lat[10], tx_latency, rd_rate, tx_bound, wr_rate, NREQ, cpl_span, len(tlps),
-                      tx_span, STREAM, stream_spans["lane 0"], stream_spans["any offset"])
+        dut._log.info(
+            "perf (bus %d B, MPS %d, %d request slots, %d bursts in flight): 1 DW read request -> "
+            "completion out %d cycles (memory latency 0), %d cycles (memory latency 10); request handshake "
+            "-> ARVALID %d cycles; tlp_tx header accepted -> TLP out %d cycles; 4 KiB reads %.1f B/cycle "
+            "(tlp_tx bound %.1f); 4 KiB writes %.1f B/cycle; %d 1-DW completions back to back in %d "
+            "cycles, %d short tb TLPs in %d cycles; %d streamed 1-DW reads (memory latency 0): completions "
+            "out in %d cycles (lane-0 data), %d (any offset); 1-DW reads at memory latency %d: %.3f per "
+            "cycle",
+            b, mps, tb.nreq, tb.nburst, lat[0], lat[10], ar_lat, tx_latency, rd_rate, tx_bound, wr_rate,
+            tb.nreq, cpl_span, len(tlps), tx_span, STREAM, stream_spans["lane 0"], stream_spans["any offset"],
+            RATE_LATENCY, rate_l20)
+        if ar_lat != AR_LATENCY[tb.ar_bypass]:
+            raise AssertionError(f"request handshake -> ARVALID took {ar_lat} cycles, expected "
+                                 f"{AR_LATENCY[tb.ar_bypass]} (rtl/dma_rd.sv header, AR_BYPASS="
+                                 f"{int(tb.ar_bypass)})\n  {stats.rerun_hint()}")
+        if tb.nreq >= 32 and tb.nburst >= 32 and rate_l20 < MIN_RATE:
+            raise AssertionError(f"1-DW reads at memory latency {RATE_LATENCY}: {rate_l20:.3f} per cycle, "
+                                 f"expected >= {MIN_RATE} with {tb.nreq} request slots and {tb.nburst} "
+                                 f"bursts in flight\n  {stats.rerun_hint()}")
         # a header taken while tlp_tx is idle: its first beat is valid one cycle later, the frame's last
         # beat (where the latency is measured) ceil(12 / B) - 1 cycles after that
         if tx_latency != -(-12 // b):

@@ -10,9 +10,16 @@ is accepted, plus pages filled while it is in flight; a write may not use a page
 * "Exact" scenarios keep the working set within the capacity of every set (no eviction), so there a
   miss is only legal when the model has no legal page: this catches an IOTLB that misses too often or
   invalidates too much. Lookups in flight across an invalidation are exempt (they may hit or miss).
-* In flight rule: when inv_done completes, every lookup accepted before that invalidation has been
-  answered; inv_done comes within SETS + 1 cycles of the invalidation, plus the cycles the response
-  channel was stalled.
+* In flight rule: at most one lookup is in flight when an invalidation is accepted (the answer in the
+  response register); when inv_done completes, every lookup accepted before that invalidation has been
+  answered; inv_done comes within SETS + 1 cycles of the invalidation, or in the cycle after that
+  in-flight answer was taken if that is later.
+* MATCH_SRC=1 (the configuration iommu_top builds): entries are matched by the request's source tag
+  {RID, PV, PASID} and invalidated by DID/PASID. Each source stands for one (DID, PASID), several sources
+  share one (as devices of one domain using the same PASID do), and lookups carry random DID/PASID
+  fields (the IOTLB must not look at them). The model is keyed by DID/PASID, so the testbench keeps
+  which source filled which model page: a page is legal for a lookup only if the lookup's source filled
+  it, and the record goes when the model drops the page. With MATCH_SRC=0 the src fields are random.
 * Protocol: rsp / inv_done stay valid and stable until taken; responses come back in order with the
   lookup's user tag.
 
@@ -43,7 +50,8 @@ SIZE_BYTES = (1 << 12, 1 << 21, 1 << 30)
 RESERVED_SIZE = 3
 VA_BITS = 57                                   # rtl/iotlb_pkg.sv: input address bits 56:0
 INV_KINDS = ("INV_GLOBAL", "INV_DOMAIN", "INV_DOMAIN_PAGE", "INV_PASID", "INV_PASID_PAGE")
-LATENCY = 2                                    # documented in rtl/iotlb.sv
+LATENCY = 1                                    # documented in rtl/iotlb.sv
+SRC_BITS = 37                                  # iotlb_pkg: src = {rid, pv, pasid}
 
 
 def pack(struct: str, values: dict) -> int:
@@ -93,19 +101,47 @@ class Pool:
     """Tags and addresses a scenario draws from: a few DIDs, PASIDs and 1G regions, and inside each
     region a few 2M windows of a few 4K pages, so pages of different sizes overlap and collide."""
 
-    def __init__(self, rng: random.Random, n_did: int, n_pasid: int, windows: int, pages: int):
+    def __init__(self, rng: random.Random, n_did: int, n_pasid: int, windows: int, pages: int,
+                 match_src: bool = False):
         self.rng = rng
         self.dids = [rng.getrandbits(16) for _ in range(n_did)]
         self.pasids = [rng.getrandbits(20) for _ in range(n_pasid)]
         self.regions = [rng.getrandbits(VA_BITS - 30) << 30 for _ in range(3)]
         self.windows, self.pages = windows, pages
+        self.match_src = match_src
+        # MATCH_SRC: source tags {rid, pv, pasid} of two requester IDs, each standing for one (DID, PASID);
+        # there are more sources than pairs, so some pairs are shared
+        self.sources: list[tuple[int, int, int]] = []   # (src, did, pasid)
+        if match_src:
+            rids = [rng.getrandbits(16) for _ in range(2)]
+            seen = set()
+            while len(self.sources) < n_did * n_pasid + 2:
+                pv = rng.getrandbits(1)
+                pasid = rng.choice(self.pasids + [rng.getrandbits(20)]) if pv else 0
+                src = rng.choice(rids) << 21 | pv << 20 | pasid
+                if src not in seen:
+                    seen.add(src)
+                    self.sources.append((src, rng.choice(self.dids), rng.choice(self.pasids)))
+
+    def tag(self) -> dict:
+        """did, pasid and src of a random source (MATCH_SRC=0: src is noise the IOTLB must ignore)."""
+        rng = self.rng
+        if self.match_src:
+            src, did, pasid = rng.choice(self.sources)
+            return dict(did=did, pasid=pasid, src=src)
+        return dict(did=rng.choice(self.dids), pasid=rng.choice(self.pasids), src=rng.getrandbits(SRC_BITS))
+
+    def dut_tag(self, f: dict) -> tuple:
+        """What the IOTLB tells entries apart by: (src or DID + PASID, page, size)."""
+        size = SIZE_BYTES[f["size"]]
+        who = (f["src"],) if self.match_src else (f["did"], f["pasid"])
+        return (*who, f["va"] & ~(size - 1), size)
 
     def page(self, size_weights=(70, 20, 10)) -> dict:
         """A random fill (va and pa may point anywhere inside the page: the IOTLB aligns them)."""
         rng = self.rng
         code = rng.choices(range(3), weights=size_weights)[0]
-        return dict(did=rng.choice(self.dids), pasid=rng.choice(self.pasids), size=code,
-                    va=self.address(), pa=rng.getrandbits(52),
+        return dict(self.tag(), size=code, va=self.address(), pa=rng.getrandbits(52),
                     rw=rng.getrandbits(1), us=rng.getrandbits(1), d=int(rng.random() < 0.7))
 
     def address(self) -> int:
@@ -116,7 +152,13 @@ class Pool:
     def lookup_in(self, f: dict, write_share: float) -> dict:
         size = SIZE_BYTES[f["size"] if f["size"] != RESERVED_SIZE else 0]
         va = (f["va"] & ~(size - 1)) + self.rng.randrange(size)
-        return dict(did=f["did"], pasid=f["pasid"], va=va, is_write=int(self.rng.random() < write_share))
+        src = f["src"] if self.match_src else self.rng.getrandbits(SRC_BITS)
+        return dict(did=f["did"], pasid=f["pasid"], src=src, va=va,
+                    is_write=int(self.rng.random() < write_share))
+
+    def lookup_any(self) -> dict:
+        """A lookup of a random source and address (mostly nothing cached)."""
+        return dict(self.tag(), va=self.address(), is_write=self.rng.getrandbits(1))
 
     def invalidation(self, near: dict | None) -> dict:
         """Any granularity (reserved codes now and then), tags and addresses near a cached page."""
@@ -135,9 +177,9 @@ class RandomScenario:
 
     exact = False
 
-    def __init__(self, rng: random.Random, entries: int, lookups: int):
+    def __init__(self, rng: random.Random, entries: int, lookups: int, match_src: bool = False):
         self.rng = rng
-        self.pool = Pool(rng, n_did=3, n_pasid=3, windows=4, pages=24)
+        self.pool = Pool(rng, n_did=3, n_pasid=3, windows=4, pages=24, match_src=match_src)
         self.recent: deque = deque(maxlen=max(8, entries + entries // 2))
         self.lookups_left = lookups
 
@@ -161,8 +203,7 @@ class RandomScenario:
         self.lookups_left -= 1
         if self.recent and self.rng.random() < 0.8:
             return self.pool.lookup_in(self.rng.choice(self.recent), write_share=0.3)
-        return dict(did=self.rng.choice(self.pool.dids), pasid=self.rng.choice(self.pool.pasids),
-                    va=self.pool.address(), is_write=self.rng.getrandbits(1))
+        return self.pool.lookup_any()
 
 
 def working_set(pool: Pool, entries: int, ways: int, size_weights=(70, 20, 10)) -> list[dict]:
@@ -175,8 +216,7 @@ def working_set(pool: Pool, entries: int, ways: int, size_weights=(70, 20, 10)) 
         if len(out) == entries:
             break
         f = pool.page(size_weights)
-        size = SIZE_BYTES[f["size"]]
-        tag = (f["did"], f["pasid"], f["va"] & ~(size - 1), size)
+        tag = pool.dut_tag(f)
         s = (f["va"] >> (12 + 9 * f["size"])) % sets
         if tag in tags or occupancy.get(s, 0) == ways:
             continue
@@ -193,25 +233,20 @@ class ExactScenario:
     exact = True
 
     def __init__(self, rng: random.Random, entries: int, ways: int, lookups: int, inv_rate: float,
-                 pool: Pool | None = None, size_weights=(70, 20, 10)):
+                 pool: Pool | None = None, size_weights=(70, 20, 10), match_src: bool = False):
         self.rng = rng
-        self.pool = pool or Pool(rng, n_did=3, n_pasid=2, windows=8, pages=64)
+        self.pool = pool or Pool(rng, n_did=3, n_pasid=2, windows=8, pages=64, match_src=match_src)
         self.ws = working_set(self.pool, entries, ways, size_weights)
         if len(self.ws) != entries:
             raise RuntimeError(f"found only {len(self.ws)} of {entries} working-set pages (widen the Pool)")
         self.lookups_left = lookups
         self.inv_rate = inv_rate
 
-    @staticmethod
-    def _tag(f: dict) -> tuple:
-        size = SIZE_BYTES[f["size"]]
-        return (f["did"], f["pasid"], f["va"] & ~(size - 1), size)
-
     def next_fill(self, sb) -> dict | None:
         if self.lookups_left and self.rng.random() < 0.02:
             return dict(self.pool.page(), size=RESERVED_SIZE)   # dropped: must not take a way
         # only pages the model does not hold: one version per tag, so the IOTLB can hold all of them
-        missing = [f for f in self.ws if self._tag(f) not in sb.caches.iotlb]
+        missing = [f for f in self.ws if not sb.holds(f)]
         if not missing:
             return None
         f = dict(self.rng.choice(missing))
@@ -230,8 +265,7 @@ class ExactScenario:
         self.lookups_left -= 1
         if self.rng.random() < 0.9:
             return self.pool.lookup_in(self.rng.choice(self.ws), write_share=0.3)
-        return dict(did=self.rng.choice(self.pool.dids), pasid=self.rng.choice(self.pool.pasids),
-                    va=self.pool.address(), is_write=self.rng.getrandbits(1))
+        return self.pool.lookup_any()
 
 
 class OverlapScenario(ExactScenario):
@@ -240,9 +274,10 @@ class OverlapScenario(ExactScenario):
     invalidated must still hit it (the smallest covering page wins, rtl/iotlb.sv), exactly as the model
     says."""
 
-    def __init__(self, rng: random.Random, entries: int, ways: int, lookups: int):
+    def __init__(self, rng: random.Random, entries: int, ways: int, lookups: int, match_src: bool = False):
         super().__init__(rng, entries, ways, lookups, inv_rate=0.05,
-                         pool=Pool(rng, n_did=1, n_pasid=1, windows=4, pages=64), size_weights=(50, 50, 0))
+                         pool=Pool(rng, n_did=1, n_pasid=1, windows=4, pages=64, match_src=match_src),
+                         size_weights=(50, 50, 0))
         self.small = [f for f in self.ws if f["size"] == 0]
         self.big = [f for f in self.ws if f["size"] == 1]
 
@@ -265,16 +300,16 @@ class StreamScenario(ExactScenario):
     """Throughput and latency: the working set is filled first, then lookups back to back with no
     back-pressure and no invalidations; every one must hit."""
 
-    def __init__(self, rng: random.Random, entries: int, ways: int, lookups: int):
-        super().__init__(rng, entries, ways, lookups, inv_rate=0.0)
+    def __init__(self, rng: random.Random, entries: int, ways: int, lookups: int, match_src: bool = False):
+        super().__init__(rng, entries, ways, lookups, inv_rate=0.0, match_src=match_src)
         self.ws = [dict(f, d=1) for f in self.ws]   # a write may use every page
 
     def next_fill(self, sb) -> dict | None:
-        missing = [f for f in self.ws if self._tag(f) not in sb.caches.iotlb]
+        missing = [f for f in self.ws if not sb.holds(f)]
         return missing[0] if missing else None
 
     def next_lookup(self, sb) -> dict | None:
-        if any(self._tag(f) not in sb.caches.iotlb for f in self.ws) or self.lookups_left == 0:
+        if any(not sb.holds(f) for f in self.ws) or self.lookups_left == 0:
             return None
         self.lookups_left -= 1
         return self.pool.lookup_in(self.rng.choice(self.ws), write_share=0.3)
@@ -308,7 +343,9 @@ class Tb:
         self.ways = int(os.environ["IOTLB_WAYS"])
         self.sets = self.entries // self.ways
         self.user_mask = (1 << int(os.environ["IOTLB_USER_W"])) - 1
+        self.match_src = os.environ.get("IOTLB_MATCH_SRC", "0") == "1"
         self.caches = Caches()
+        self.filled_by: set[tuple[int, Page]] = set()   # MATCH_SRC: (src, model page) pairs a fill made
         self.pending: deque[dict] = deque()    # lookups accepted, not answered, in order
         self.seq = 0
         self.cycle = 0
@@ -336,23 +373,42 @@ class Tb:
                              f"  {self.stats.rerun_hint()}")
 
     # --- model side ------------------------------------------------------------------------------
+    def holds(self, f: dict) -> bool:
+        """The model holds the page of fill ``f`` for its source (MATCH_SRC) or its DID + PASID."""
+        size = SIZE_BYTES[f["size"]]
+        versions = self.caches.iotlb.get((f["did"], f["pasid"], f["va"] & ~(size - 1), size), ())
+        return any(not self.match_src or (f["src"], p) in self.filled_by for p in versions)
+
+    def legal_for(self, page: Page, lk: dict) -> bool:
+        return usable(page, lk) and (not self.match_src or (lk["src"], page) in self.filled_by)
+
     def on_fill(self, f: dict):
         page = fill_page(f)
         if page is None:
             return
         self.caches.add_iotlb(page)
+        if self.match_src:
+            self.filled_by.add((f["src"], page))
         for lk in self.pending:                # legal for lookups in flight too
-            if usable(page, lk):
+            if self.legal_for(page, lk):
                 lk["legal"].append(page)
 
     def on_inv(self, inv: dict):
         model_invalidate(self.caches, inv)
-        for lk in self.pending:                # accepted before it: in flight
+        if self.match_src:                     # forget the sources of the pages the model dropped
+            held = {p for versions in self.caches.iotlb.values() for p in versions}
+            self.filled_by = {(src, p) for src, p in self.filled_by if p in held}
+        old = [lk for lk in self.pending if not lk["old"]]
+        if len(old) > 1:
+            self.fail("more than one lookup in flight when an invalidation was accepted", "at most 1 (the "
+                      "answer in the response register)", [lk["seq"] for lk in old])
+        for lk in old:                         # accepted before it: in flight
             lk["old"] = True
-        self.inv = dict(inv, accepted=self.cycle, stalled=0)
+        self.inv = dict(inv, accepted=self.cycle, old_answered=self.cycle)
 
     def on_lookup(self, lk: dict):
-        legal = [p for p in self.caches.iotlb_pages(lk["did"], lk["pasid"], lk["va"]) if usable(p, lk)]
+        pages = self.caches.iotlb_pages(lk["did"], lk["pasid"], lk["va"])
+        legal = [p for p in pages if self.legal_for(p, lk)]
         self.pending.append(dict(lk, seq=self.seq, accepted=self.cycle, legal=legal, at_accept=bool(legal),
                                  old=False))
         self.accept_cycles.append(self.cycle)
@@ -363,8 +419,10 @@ class Tb:
         if not self.pending:
             self.fail("response without a lookup", "nothing", rsp)
         lk = self.pending.popleft()
-        req = (f"lookup #{lk['seq']} did={lk['did']:#x} pasid={lk['pasid']:#x} va={lk['va']:#x} "
-               f"is_write={lk['is_write']} (accepted cycle {lk['accepted']})")
+        req = (f"lookup #{lk['seq']} did={lk['did']:#x} pasid={lk['pasid']:#x} src={lk['src']:#x} "
+               f"va={lk['va']:#x} is_write={lk['is_write']} (accepted cycle {lk['accepted']})")
+        if lk["old"] and self.inv is not None:
+            self.inv["old_answered"] = self.cycle
         if user != lk["seq"] & self.user_mask:
             self.fail(f"{req}: response out of order (user tag)", lk["seq"] & self.user_mask, user)
         self.latencies.append(self.cycle - lk["accepted"])
@@ -429,7 +487,12 @@ class Tb:
                 d.inv_i.value = pack("iotlb_inv_t", dict(inv, addr=inv["addr"] >> 12))
             d.lkup_valid_i.value = int(lkup is not None)
             if lkup is not None:
-                d.lkup_i.value = pack("iotlb_lkup_t", dict(lkup, va=lkup["va"] >> 12))
+                if self.match_src and "noise" not in lkup:   # DID/PASID the IOTLB must not look at
+                    lkup["noise"] = dict(did=rng.getrandbits(16), pasid=rng.getrandbits(20))
+                drv = dict(did=lkup["did"], pasid=lkup["pasid"], src=lkup["src"], va=lkup["va"] >> 12,
+                           is_write=lkup["is_write"])
+                drv.update(lkup.get("noise", {}))
+                d.lkup_i.value = pack("iotlb_lkup_t", drv)
                 d.lkup_user_i.value = self.seq & self.user_mask
             rsp_ready = rsp_ready_gen()
             done_ready = done_ready_gen()
@@ -462,13 +525,12 @@ class Tb:
             if rsp_valid and rsp_ready:
                 self.on_response(rsp_raw[0], rsp_raw[1], scenario.exact)
             if self.inv is not None:
-                if self.inv["accepted"] < self.cycle:
-                    deadline = self.inv["accepted"] + self.sets + 1 + self.inv["stalled"]
+                in_flight = any(lk["old"] for lk in self.pending)
+                if self.inv["accepted"] < self.cycle and not in_flight:
+                    deadline = max(self.inv["accepted"] + self.sets + 1, self.inv["old_answered"] + 1)
                     if not done_valid and self.cycle >= deadline:
                         self.fail(f"invalidation accepted at cycle {self.inv['accepted']} not done in time",
                                   f"inv_done_valid by cycle {deadline}", "still busy")
-                if rsp_valid and not rsp_ready:   # from the accepting cycle on: delays the in-flight answers
-                    self.inv["stalled"] += 1
                 if done_valid and done_ready:
                     self.on_done()
             elif done_valid:
@@ -507,22 +569,23 @@ async def iotlb_random(dut):
     def check(tb, sc):
         if tb.hits == 0:
             raise AssertionError(f"no lookup hit at all; {tb.stats.rerun_hint()}")
-    await run_scenario(dut, lambda rng, tb: RandomScenario(rng, tb.entries, _count(3000)), busy=0.3,
-                       check=check)
+    await run_scenario(dut, lambda rng, tb: RandomScenario(rng, tb.entries, _count(3000), tb.match_src),
+                       busy=0.3, check=check)
 
 
 @cocotb.test()
 async def iotlb_exact(dut):
     """A working set that fits: every lookup not in flight across an invalidation hits exactly when the
     model holds a usable page; invalidations interleaved, back-pressure everywhere."""
-    await run_scenario(dut, lambda rng, tb: ExactScenario(rng, tb.entries, tb.ways, _count(3000), 0.02),
-                       busy=0.3)
+    await run_scenario(dut, lambda rng, tb: ExactScenario(rng, tb.entries, tb.ways, _count(3000), 0.02,
+                                                          match_src=tb.match_src), busy=0.3)
 
 
 @cocotb.test()
 async def iotlb_overlap(dut):
     """4K pages inside 2M pages; single-page invalidations inside the 2M pages during lookups (exact)."""
-    await run_scenario(dut, lambda rng, tb: OverlapScenario(rng, tb.entries, tb.ways, _count(3000)), busy=0.2)
+    await run_scenario(dut, lambda rng, tb: OverlapScenario(rng, tb.entries, tb.ways, _count(3000),
+                                                            tb.match_src), busy=0.2)
 
 
 @cocotb.test()
@@ -538,5 +601,5 @@ async def iotlb_stream(dut):
             raise AssertionError(f"expected {n} lookups in {n} cycles, latency {LATENCY}, {n} hits; got "
                                  f"{span} cycles, latencies {sorted(set(tb.latencies))}, {tb.hits} hits; "
                                  f"{tb.stats.rerun_hint()}")
-    await run_scenario(dut, lambda rng, tb: StreamScenario(rng, tb.entries, tb.ways, _count(2000)), busy=0.0,
-                       check=check)
+    await run_scenario(dut, lambda rng, tb: StreamScenario(rng, tb.entries, tb.ways, _count(2000),
+                                                           tb.match_src), busy=0.0, check=check)

@@ -16,7 +16,10 @@ module dma_harness
   parameter int AXI_DATA_W  = 256,
   parameter int AXI_ID_W    = 4,
   parameter int MAX_PAYLOAD = 256,
-  parameter int RCB         = 64
+  parameter int RCB         = 64,
+  parameter int NREQ        = 32,    // dma_rd's request table
+  parameter int NBURST      = 32,    // dma_rd's read bursts in flight
+  parameter bit AR_BYPASS   = 1'b1   // dma_rd's AR bypass
 ) (
   input  logic                    clk_i,
   input  logic                    rst_ni,
@@ -101,7 +104,10 @@ module dma_harness
     .AXI_DATA_W (AXI_DATA_W),
     .AXI_ID_W   (AXI_ID_W),
     .MAX_PAYLOAD(MAX_PAYLOAD),
-    .RCB        (RCB)
+    .RCB        (RCB),
+    .NREQ       (NREQ),
+    .NBURST     (NBURST),
+    .AR_BYPASS  (AR_BYPASS)
   ) u_rd (
     .clk_i, .rst_ni, .completer_id_i,
     .req_i(rd_req_i), .req_valid_i(rd_req_valid_i), .req_ready_o(rd_req_ready_o),
