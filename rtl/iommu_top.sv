@@ -469,6 +469,7 @@ module iommu_top
   logic              inv_taken;                      // a cache accepts an invalidation (any source)
   logic              iq_cpl_ready;                   // the invalidation queue's completion FIFO has room
   logic              rdq_valid, rd_req_ready;        // the read queue holds a read; dma_rd takes one
+  logic              x_valid_q;                      // execute holds an outcome
   logic [15:0]       wr_done_q;                      // writes dma_wr has finished (count)
 
   // ---------------------------------------------------------------------------------------------
@@ -1088,7 +1089,6 @@ module iommu_top
   // Execute: one outcome at a time (walker answers first), its actions each with their own handshake
   // ---------------------------------------------------------------------------------------------
   oc_t   x_q;
-  logic  x_valid_q;
   logic  need_wr, need_rd, need_ats, need_flt, need_fill, need_prq;
   logic  done_wr_q, done_rd_q, done_ats_q, done_flt_q, done_fill_q, done_prq_q;
   logic  go_wr, go_rd, go_ats, go_flt, go_fill, go_prq;
